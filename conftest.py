@@ -1,0 +1,14 @@
+"""Environment for the test run, set before Django reads its settings.
+
+Tests run against the real PostgreSQL server (127.0.0.1:5432, trust auth). Each pytest
+process gets database names of its own, so parallel runs never share a test database.
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/voiceapp_t{os.getpid()}")
+# The pytest process itself runs the embedded default (in-memory channel layer, eager
+# Celery); the integration tests start daphne and a worker with Redis in subprocesses.
+os.environ.pop("REDIS_URL", None)
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")

@@ -1,0 +1,154 @@
+"""Sessions, turns with their stage timings, and per-user rate limits."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+
+class VoiceSession(models.Model):
+    class Mode(models.TextChoices):
+        PIPELINE = "pipeline", "STT → LLM → TTS pipeline"
+        REALTIME = "realtime", "OpenAI Realtime relay"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        CLOSED = "closed", "closed"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_sessions"
+    )
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.PIPELINE)
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, blank=True)
+    client_info = models.JSONField(default=dict, blank=True)
+    # History before this turn index is forgotten (``session.reset``).
+    history_start_index = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["user", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"Session {self.pk} ({self.user}, {self.started_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class Turn(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        COMPLETED = "completed", "completed"
+        CANCELLED = "cancelled", "cancelled"
+        FAILED = "failed", "failed"
+
+    # The checked status machine: a turn only ever moves along these edges.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+        Status.RUNNING: frozenset({Status.COMPLETED, Status.CANCELLED, Status.FAILED}),
+        Status.COMPLETED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.FAILED: frozenset(),
+    }
+    FINAL = frozenset({Status.COMPLETED, Status.CANCELLED, Status.FAILED})
+
+    class InputKind(models.TextChoices):
+        VOICE = "voice", "voice"
+        TEXT = "text", "text"
+
+    session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    input_kind = models.CharField(max_length=8, choices=InputKind.choices, default=InputKind.VOICE)
+    transcript = models.TextField(blank=True)
+    reply = models.TextField(blank=True, help_text="Everything the assistant generated.")
+    reply_heard = models.TextField(
+        blank=True,
+        help_text="What the user actually heard; differs from the reply when interrupted.",
+    )
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    interrupted = models.BooleanField(default=False)
+    input_audio_seconds = models.FloatField(default=0)
+    output_audio_seconds = models.FloatField(default=0)
+    stt_ms = models.FloatField(null=True, blank=True)
+    llm_first_token_ms = models.FloatField(null=True, blank=True)
+    llm_ms = models.FloatField(null=True, blank=True)
+    tts_first_audio_ms = models.FloatField(null=True, blank=True)
+    first_audio_ms = models.FloatField(null=True, blank=True)
+    total_ms = models.FloatField(null=True, blank=True)
+    providers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    TIMING_FIELDS = (
+        "stt_ms",
+        "llm_first_token_ms",
+        "llm_ms",
+        "tts_first_audio_ms",
+        "first_audio_ms",
+        "total_ms",
+    )
+
+    class Meta:
+        ordering = ["session", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "index"], name="turn_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"Turn {self.index} of session {self.session_id} ({self.status})"
+
+    @classmethod
+    def can_transition(cls, old: str, new: str) -> bool:
+        return new in cls.TRANSITIONS.get(old, frozenset())
+
+    @property
+    def heard_text(self) -> str:
+        """The assistant's words as they belong in the conversation history."""
+        return self.reply_heard if self.interrupted else self.reply
+
+    def timings(self) -> dict[str, float | None]:
+        return {name: getattr(self, name) for name in self.TIMING_FIELDS}
+
+
+class RateLimitPolicy(models.Model):
+    """Limits for one user, or the default for everyone when ``user`` is empty."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="rate_limit_policy",
+        help_text="Leave empty for the default policy that applies to everyone else.",
+    )
+    sessions_per_hour = models.PositiveIntegerField()
+    max_session_seconds = models.PositiveIntegerField()
+    idle_timeout_seconds = models.PositiveIntegerField()
+    turns_per_day = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "rate limit policy"
+        verbose_name_plural = "rate limit policies"
+        constraints = [
+            # One default row at most (NULLs are distinct in a plain unique index).
+            models.UniqueConstraint(
+                Coalesce("user", Value(0)), name="ratelimit_one_per_user_or_default"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Limits for {self.user}" if self.user_id else "Default limits"

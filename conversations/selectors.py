@@ -1,0 +1,78 @@
+"""Reads that shape data for the consumer, the worker and the API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from conversations.models import RateLimitPolicy, Turn, VoiceSession
+
+
+@dataclass(frozen=True)
+class Limits:
+    sessions_per_hour: int
+    max_session_seconds: int
+    idle_timeout_seconds: int
+    turns_per_day: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def limits_for_user(*, user: AbstractBaseUser) -> Limits:
+    """The user's own policy, else the stored default, else the settings' defaults."""
+    policy = (
+        RateLimitPolicy.objects.filter(user=user).first()
+        or RateLimitPolicy.objects.filter(user__isnull=True).first()
+    )
+    if policy is None:
+        return Limits(**settings.RATE_LIMIT_DEFAULTS)
+    return Limits(
+        sessions_per_hour=policy.sessions_per_hour,
+        max_session_seconds=policy.max_session_seconds,
+        idle_timeout_seconds=policy.idle_timeout_seconds,
+        turns_per_day=policy.turns_per_day,
+    )
+
+
+def sessions_started_since(*, user: AbstractBaseUser, since: timedelta) -> list[VoiceSession]:
+    return list(
+        VoiceSession.objects.filter(user=user, started_at__gte=timezone.now() - since)
+        .order_by("started_at")
+        .only("id", "started_at")
+    )
+
+
+def turns_today_count(*, user: AbstractBaseUser) -> int:
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Turn.objects.filter(session__user=user, created_at__gte=start).count()
+
+
+def history_messages(*, session_id: int, before_index: int, limit: int) -> list[dict[str, str]]:
+    """The last ``limit`` exchanges as chat messages, holding only what the user heard.
+
+    Failed turns and turns the user never heard a word of are left out; an interrupted
+    reply contributes only the part that was played before the interruption.
+    """
+    session = VoiceSession.objects.only("history_start_index").get(pk=session_id)
+    turns = list(
+        Turn.objects.filter(
+            session_id=session_id,
+            index__lt=before_index,
+            index__gte=session.history_start_index,
+            status__in=[Turn.Status.COMPLETED, Turn.Status.CANCELLED],
+        )
+        .exclude(transcript="")
+        .order_by("-index")[:limit]
+    )
+    messages: list[dict[str, str]] = []
+    for turn in reversed(turns):
+        messages.append({"role": "user", "content": turn.transcript})
+        heard = turn.heard_text.strip()
+        if heard:
+            messages.append({"role": "assistant", "content": heard})
+    return messages

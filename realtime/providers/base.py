@@ -1,0 +1,107 @@
+"""One small interface per pipeline stage.
+
+Local providers wrap blocking model calls; they must never block the event loop, so
+``transcribe`` runs in a thread and the streaming methods drive a blocking generator in
+a thread through :func:`iterate_in_thread`. Models load lazily (``load()``), once per
+process, never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str = ""
+
+
+class Provider(ABC):
+    """Common part of every stage provider."""
+
+    #: Short name stored with each turn (``turn.providers``).
+    name: str = ""
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights or clients. Called once per process before first use (warm-up)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What to record with a turn: provider and model names, versions."""
+        return {"name": self.name}
+
+
+class SpeechToText(Provider):
+    @abstractmethod
+    async def transcribe(self, audio: bytes, *, language: str = "en") -> Transcript:
+        """Transcribe PCM16 little-endian mono 16 kHz audio."""
+
+
+class LanguageModel(Provider):
+    @abstractmethod
+    def stream_reply(
+        self, messages: list[dict[str, str]], *, max_tokens: int | None = None
+    ) -> AsyncIterator[str]:
+        """Yield reply text pieces (tokens) for OpenAI-style chat ``messages``."""
+
+
+class TextToSpeech(Provider):
+    #: Sample rate of the PCM16 mono audio that ``synthesize`` yields.
+    sample_rate: int = 22050
+
+    @abstractmethod
+    def synthesize(self, text: str, *, voice: str = "", speed: float = 1.0) -> AsyncIterator[bytes]:
+        """Yield PCM16 little-endian mono audio at ``sample_rate`` for ``text``."""
+
+
+async def iterate_in_thread(
+    factory: Callable[[threading.Event], Iterator[T]],
+) -> AsyncIterator[T]:
+    """Run a blocking generator in a worker thread and yield its items on the loop.
+
+    ``factory(stop)`` builds the generator; it should check ``stop.is_set()`` between
+    items so that closing this async iterator (cancellation, barge-in) also stops the
+    thread promptly instead of letting it compute an answer nobody will hear.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def emit(kind: str, value: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        except RuntimeError:  # the loop is gone: nobody is listening any more
+            stop.set()
+
+    def produce() -> None:
+        try:
+            for item in factory(stop):
+                if stop.is_set():
+                    break
+                emit("item", item)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer side
+            emit("error", err)
+        else:
+            emit("end", None)
+
+    worker = loop.run_in_executor(None, produce)
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        # Let the thread notice the stop flag; never wait for it on cancellation.
+        worker.add_done_callback(lambda fut: fut.exception())

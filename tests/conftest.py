@@ -1,0 +1,151 @@
+"""Shared fixtures: users, tokens, stage fakes, and a connected WebSocket communicator."""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.tokens import AccessToken
+
+from tests import fakes
+
+SHARED_AUDIO = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "dev"
+
+FAKE_BACKENDS = {
+    "stt": {"fake": "tests.fakes.FakeSTT"},
+    "llm": {"fake": "tests.fakes.FakeLLM"},
+    "tts": {"fake": "tests.fakes.FakeTTS"},
+}
+
+
+def read_pcm(name: str) -> bytes:
+    """PCM16 16 kHz mono samples of a file in ../shared/audio/dev."""
+    with wave.open(str(SHARED_AUDIO / name), "rb") as wav:
+        assert wav.getframerate() == 16000 and wav.getnchannels() == 1
+        return wav.readframes(wav.getnframes())
+
+
+def transcripts() -> dict[str, str]:
+    lines = (SHARED_AUDIO / "transcripts.tsv").read_text().splitlines()
+    return dict(line.split("\t", 1) for line in lines if "\t" in line)
+
+
+@pytest.fixture
+def fake_stages(settings: Any) -> fakes.FakeBehaviour:
+    """Route every pipeline stage to the fakes for this test."""
+    from realtime.providers.registry import reset_providers
+    from realtime.store import reset_turn_store
+
+    settings.VOICE_BACKENDS = FAKE_BACKENDS
+    settings.VOICE = {
+        **settings.VOICE,
+        "STT": "fake",
+        "LLM": "fake",
+        "TTS": "fake",
+        "PRELOAD": False,
+    }
+    fakes.reset_fakes()
+    reset_providers()
+    reset_turn_store()
+    yield fakes.FAKE
+    reset_providers()
+    reset_turn_store()
+
+
+@pytest.fixture
+def user(db: Any) -> Any:
+    return get_user_model().objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def other_user(db: Any) -> Any:
+    return get_user_model().objects.create_user("bob", password="bob-password-1")
+
+
+def token_for(user: Any) -> str:
+    return str(AccessToken.for_user(user))
+
+
+class VoiceClient:
+    """A WebsocketCommunicator with helpers to read protocol events."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.ws = communicator
+        self.audio = bytearray()
+        self.events: list[dict[str, Any]] = []
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send_json_to(message)
+
+    async def send_audio(self, pcm: bytes, frame_ms: int = 100) -> None:
+        step = 16000 * 2 * frame_ms // 1000
+        for start in range(0, len(pcm), step):
+            await self.ws.send_to(bytes_data=pcm[start : start + step])
+
+    async def next_event(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next text event; binary audio frames on the way are collected."""
+        while True:
+            message = await self.ws.receive_output(timeout)
+            if message["type"] == "websocket.close":
+                event = {"type": "<close>", "code": message.get("code")}
+                self.events.append(event)
+                return event
+            if message.get("bytes") is not None:
+                self.audio.extend(message["bytes"])
+                continue
+            import json
+
+            event = json.loads(message["text"])
+            self.events.append(event)
+            return event
+
+    async def until(self, event_type: str, timeout: float = 15.0) -> dict[str, Any]:
+        while True:
+            event = await self.next_event(timeout)
+            if event["type"] == event_type:
+                return event
+            if event["type"] == "<close>":
+                raise AssertionError(
+                    f"closed ({event['code']}) before {event_type}: {self.types()}"
+                )
+
+    def types(self) -> list[str]:
+        return [event["type"] for event in self.events]
+
+
+@pytest.fixture
+async def connect(fake_stages: Any) -> AsyncIterator[Any]:
+    """``await connect(user, **query)`` → a VoiceClient after ``session.created``."""
+    from voiceapp.asgi import application
+
+    clients: list[VoiceClient] = []
+
+    async def _connect(
+        user: Any = None, *, expect_created: bool = True, **query: Any
+    ) -> VoiceClient:
+        params = dict(query)
+        if user is not None:
+            params.setdefault("token", await database_sync_to_async(token_for)(user))
+        qs = "&".join(f"{key}={value}" for key, value in params.items())
+        communicator = WebsocketCommunicator(application, f"/ws/voice/?{qs}")
+        connected, _ = await communicator.connect()
+        assert connected
+        client = VoiceClient(communicator)
+        clients.append(client)
+        if expect_created:
+            created = await client.next_event()
+            assert created["type"] == "session.created", created
+        return client
+
+    yield _connect
+    for client in clients:
+        try:
+            await client.ws.disconnect()
+        except Exception:  # noqa: BLE001 - already closed by the server
+            pass
