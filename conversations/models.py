@@ -84,6 +84,9 @@ class Turn(models.Model):
     output_audio_seconds = models.FloatField(default=0)
     stt_ms = models.FloatField(null=True, blank=True)
     llm_first_token_ms = models.FloatField(null=True, blank=True)
+    llm_first_clause_ms = models.FloatField(
+        null=True, blank=True, help_text="LLM start → first clause handed to TTS."
+    )
     llm_ms = models.FloatField(null=True, blank=True)
     tts_first_audio_ms = models.FloatField(null=True, blank=True)
     first_audio_ms = models.FloatField(null=True, blank=True)
@@ -95,6 +98,7 @@ class Turn(models.Model):
     TIMING_FIELDS = (
         "stt_ms",
         "llm_first_token_ms",
+        "llm_first_clause_ms",
         "llm_ms",
         "tts_first_audio_ms",
         "first_audio_ms",

@@ -26,6 +26,7 @@ from conversations.models import Turn
 from realtime import loop as worker_loop
 from realtime.audio import INPUT_RATE, StreamResampler, WebmStreamDecoder, make_output_encoder
 from realtime.auth import user_from_token
+from realtime.pipeline import WORKER_TIMINGS
 from realtime.protocol import (
     ClientType,
     CloseCode,
@@ -39,7 +40,13 @@ from realtime.protocol import (
     server_event,
 )
 from realtime.store import get_turn_store
-from realtime.vad import SpeechSegmenter, SpeechStarted, SpeechStopped, VoiceActivityDetector
+from realtime.vad import (
+    SpeechSegmenter,
+    SpeechStarted,
+    SpeechStopped,
+    acquire_detector,
+    release_detector,
+)
 from voiceapp.errors import AppError, BadAudio, RateLimited, SessionForbidden, SessionNotFound
 
 logger = logging.getLogger(__name__)
@@ -119,6 +126,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         self.voice = settings.VOICE
         self.store = get_turn_store()
         self.segmenter: SpeechSegmenter | None = None
+        self.detector: Any = None
         self.resampler: StreamResampler | None = None
         self.webm: WebmStreamDecoder | None = None
         self.buffer = bytearray()
@@ -148,6 +156,9 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             task.cancel()
         if self.turn is not None:
             await self._interrupt_turn(reason="disconnect")
+        if self.detector is not None:
+            release_detector(self.detector)
+            self.detector = None
         if self.session_id is not None:
             await database_sync_to_async(services.session_close)(
                 session_id=self.session_id, reason=f"disconnect {code}"
@@ -232,7 +243,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             return
         self.session_id = session.pk
         self.connected_at = self.last_activity = time.monotonic()
-        self._reset_input()
+        await self._reset_input()
         await self._send_event(
             ServerType.SESSION_CREATED,
             session_id=session.pk,
@@ -286,7 +297,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         except ProtocolError as err:
             await self._error(err)
         except BadAudio as err:
-            self._reset_input()
+            await self._reset_input()
             await self._error(err)
 
     async def _receive_text(self, raw: str) -> None:
@@ -336,7 +347,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         )
         self.config = config
         if input_changed:
-            self._reset_input()
+            await self._reset_input()
         assert self.session_id is not None
         await database_sync_to_async(services.session_update_config)(
             session_id=self.session_id, mode=config.mode, config=config.to_dict()
@@ -355,7 +366,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         await self._commit_audio(audio)
 
     async def _on_clear(self, message: Any) -> None:
-        self._reset_input()
+        await self._reset_input()
 
     async def _on_text(self, message: Any) -> None:
         await self._start_turn(input_kind=Turn.InputKind.TEXT, text=message.text)
@@ -367,12 +378,13 @@ class VoiceConsumer(AsyncWebsocketConsumer):
     async def _on_reset(self, message: Any) -> None:
         if self.turn is not None:
             await self._interrupt_turn(reason="reset")
-        self._reset_input()
+        await self._reset_input()
         assert self.session_id is not None
         await database_sync_to_async(services.session_reset_history)(session_id=self.session_id)
         await self._send_event(ServerType.SESSION_RESET)
 
-    def _reset_input(self) -> None:
+    async def _reset_input(self) -> None:
+        """Start the input side afresh for the current config (decoder, resampler, VAD)."""
         self.buffer.clear()
         self.webm = WebmStreamDecoder() if self.config.input_format == "webm" else None
         rate = self.config.input_sample_rate
@@ -381,20 +393,23 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             if self.config.input_format == "pcm16" and rate != INPUT_RATE
             else None
         )
-        if self.config.vad == "server":
-            if self.segmenter is None:
-                self.segmenter = SpeechSegmenter(
-                    VoiceActivityDetector(),
-                    threshold=self.voice["VAD_THRESHOLD"],
-                    min_speech_ms=self.voice["VAD_MIN_SPEECH_MS"],
-                    hangover_ms=self.voice["VAD_HANGOVER_MS"],
-                    preroll_ms=self.voice["VAD_PREROLL_MS"],
-                    max_utterance_s=self.voice["MAX_UTTERANCE_SECONDS"],
-                )
-            else:
-                self.segmenter.reset()
-        else:
+        if self.config.vad != "server":
             self.segmenter = None
+            return
+        if self.detector is None:
+            # Loading a detector takes ~70 ms: never on the event loop.
+            self.detector = await asyncio.to_thread(acquire_detector)
+        if self.segmenter is None:
+            self.segmenter = SpeechSegmenter(
+                self.detector,
+                threshold=self.voice["VAD_THRESHOLD"],
+                min_speech_ms=self.voice["VAD_MIN_SPEECH_MS"],
+                hangover_ms=self.voice["VAD_HANGOVER_MS"],
+                preroll_ms=self.voice["VAD_PREROLL_MS"],
+                max_utterance_s=self.voice["MAX_UTTERANCE_SECONDS"],
+            )
+        else:
+            self.segmenter.reset()
 
     async def _receive_audio(self, data: bytes) -> None:
         if self.user is None or self.session_id is None:
@@ -441,7 +456,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         if len(data) % 2:
             raise BadAudio("pcm16 frames must hold whole 16-bit samples (an even byte count)")
         if self.resampler is not None:
-            return self.resampler.process(data)
+            return self.resampler.feed(data)
         return data
 
     # --- turns -----------------------------------------------------------------------------
@@ -556,14 +571,11 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             turn.first_audio_ms = round((turn.first_audio_at - turn.committed_at) * 1000, 1)
 
     def _timings(self, turn: ActiveTurn, worker: dict[str, float]) -> dict[str, float | None]:
-        return {
-            "stt_ms": worker.get("stt_ms"),
-            "llm_first_token_ms": worker.get("llm_first_token_ms"),
-            "llm_ms": worker.get("llm_ms"),
-            "tts_first_audio_ms": worker.get("tts_first_audio_ms"),
-            "first_audio_ms": turn.first_audio_ms,
-            "total_ms": round((time.perf_counter() - turn.committed_at) * 1000, 1),
-        }
+        """The worker's stage timings plus what only the consumer can measure."""
+        timings: dict[str, float | None] = {name: worker.get(name) for name in WORKER_TIMINGS}
+        timings["first_audio_ms"] = turn.first_audio_ms
+        timings["total_ms"] = round((time.perf_counter() - turn.committed_at) * 1000, 1)
+        return timings
 
     # --- events from the worker ----------------------------------------------------------
     async def turn_event(self, message: dict[str, Any]) -> None:

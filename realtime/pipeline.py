@@ -35,6 +35,14 @@ logger = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 0.03
 HEARTBEAT_S = 1.0
+#: Stage timings the worker measures; the consumer adds first_audio_ms and total_ms.
+WORKER_TIMINGS = (
+    "stt_ms",
+    "llm_first_token_ms",
+    "llm_first_clause_ms",
+    "llm_ms",
+    "tts_first_audio_ms",
+)
 #: Internal message type on the channel layer; the consumer's handler is ``turn_event``.
 TURN_EVENT = "turn.event"
 
@@ -196,9 +204,11 @@ class TurnRunner:
                     self.outcome.reply = "".join(parts)
                     await self.sink.emit("reply.delta", text=token)
                     for clause in splitter.feed(token):
+                        self._first_clause(start)
                         await clauses.put(clause)
             rest = splitter.flush()
             if rest and rest.strip():
+                self._first_clause(start)
                 await clauses.put(rest)
         finally:
             await clauses.put(None)
@@ -208,6 +218,9 @@ class TurnRunner:
         if not self.outcome.reply:
             raise EmptyReplyError("the language model returned an empty reply")
         await self.sink.emit("reply.done", text=self.outcome.reply, sources=[])
+
+    def _first_clause(self, llm_start: float) -> None:
+        self.outcome.timings.setdefault("llm_first_clause_ms", _ms(llm_start))
 
     async def _speak(self, clauses: asyncio.Queue[str | None]) -> None:
         rate = self.tts.sample_rate

@@ -79,6 +79,7 @@ class VoiceClient:
         self.ws = communicator
         self.audio = bytearray()
         self.events: list[dict[str, Any]] = []
+        self.session: dict[str, Any] = {}
 
     async def send(self, **message: Any) -> None:
         await self.ws.send_json_to(message)
@@ -141,6 +142,8 @@ async def connect(fake_stages: Any) -> AsyncIterator[Any]:
         if expect_created:
             created = await client.next_event()
             assert created["type"] == "session.created", created
+            client.session = created
+            client.events.clear()
         return client
 
     yield _connect

@@ -24,7 +24,7 @@ class Transcript:
     language: str = ""
 
 
-class Provider(ABC):
+class Provider(ABC):  # noqa: B024 - the stage interfaces below are the abstract parts
     """Common part of every stage provider."""
 
     #: Short name stored with each turn (``turn.providers``).

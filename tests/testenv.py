@@ -1,5 +1,8 @@
 """Environment for the test run, set before Django reads its settings.
 
+Loaded as a plugin (``-p tests.testenv`` in pyproject.toml) because pytest-django
+configures Django before any conftest.py is imported.
+
 Tests run against the real PostgreSQL server (127.0.0.1:5432, trust auth). Each pytest
 process gets database names of its own, so parallel runs never share a test database.
 """

@@ -1,0 +1,311 @@
+"""Admin for staff review: sessions with their turns and timings, turns, rate limits.
+
+Sessions and turns are records of what happened, so they are view-only here (deletable,
+e.g. for a privacy request). Rate-limit policies are what staff edit. Every changelist
+gets its counts from annotations and one prefetch, so its query count does not grow with
+the number of rows on the page.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+
+from django.contrib import admin
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+
+from conversations.models import RateLimitPolicy, Turn, VoiceSession
+
+EMPTY = "—"
+_GREY, _BLUE = "#4b5563", "#1d4ed8"
+# Dark enough for white text (WCAG AA); the label is always written out as well.
+BADGE_COLOURS: dict[str, str] = {
+    str(Turn.Status.QUEUED): _GREY,
+    str(Turn.Status.RUNNING): _BLUE,
+    str(Turn.Status.COMPLETED): "#15803d",
+    str(Turn.Status.CANCELLED): "#b45309",
+    str(Turn.Status.FAILED): "#b91c1c",
+    str(VoiceSession.Status.ACTIVE): _BLUE,
+    str(VoiceSession.Status.CLOSED): _GREY,
+}
+TIMING_COLUMNS = (
+    "stt",
+    "llm_first_token",
+    "llm_first_clause",
+    "llm",
+    "tts_first_audio",
+    "first_audio",
+    "total",
+)
+
+
+def badge(value: str, label: str) -> SafeString:
+    return format_html(
+        '<span style="display:inline-block;padding:0 .6em;border-radius:.8em;color:#fff;'
+        'background:{};font-weight:600;white-space:nowrap">{}</span>',
+        BADGE_COLOURS.get(value, _GREY),
+        label,
+    )
+
+
+def ms(value: float | None) -> str:
+    return EMPTY if value is None else f"{value:,.0f}"
+
+
+def duration_text(value: timedelta | None) -> str:
+    if value is None:
+        return EMPTY
+    hours, rest = divmod(int(value.total_seconds()), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+def count_of(queryset: QuerySet) -> Subquery:
+    """``(SELECT COUNT(*) ...)`` as an annotation: one query for the whole page."""
+    counted = queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Subquery(counted, output_field=IntegerField())
+
+
+class ViewOnlyMixin:
+    """Records of what happened: nobody adds or edits them in the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class StatusBadgeMixin:
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Turn | VoiceSession) -> SafeString:
+        return badge(obj.status, obj.get_status_display())
+
+
+class TimingColumnsMixin(StatusBadgeMixin):
+    """Stage timings of a turn in whole milliseconds, as shown in lists and pages."""
+
+    @admin.display(description="STT ms", ordering="stt_ms")
+    def stt(self, obj: Turn) -> str:
+        return ms(obj.stt_ms)
+
+    @admin.display(description="LLM first token ms", ordering="llm_first_token_ms")
+    def llm_first_token(self, obj: Turn) -> str:
+        return ms(obj.llm_first_token_ms)
+
+    @admin.display(description="LLM first clause ms", ordering="llm_first_clause_ms")
+    def llm_first_clause(self, obj: Turn) -> str:
+        return ms(obj.llm_first_clause_ms)
+
+    @admin.display(description="LLM ms", ordering="llm_ms")
+    def llm(self, obj: Turn) -> str:
+        return ms(obj.llm_ms)
+
+    @admin.display(description="TTS first audio ms", ordering="tts_first_audio_ms")
+    def tts_first_audio(self, obj: Turn) -> str:
+        return ms(obj.tts_first_audio_ms)
+
+    @admin.display(description="first audio ms", ordering="first_audio_ms")
+    def first_audio(self, obj: Turn) -> str:
+        return ms(obj.first_audio_ms)
+
+    @admin.display(description="total ms", ordering="total_ms")
+    def total(self, obj: Turn) -> str:
+        return ms(obj.total_ms)
+
+
+class TurnInline(ViewOnlyMixin, TimingColumnsMixin, admin.TabularInline):
+    model = Turn
+    ordering = ("index",)
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = (
+        "index",
+        "status_badge",
+        "transcript",
+        "reply_shown",
+        "interrupted",
+        "error_code",
+        *TIMING_COLUMNS,
+    )
+    readonly_fields = fields
+
+    @admin.display(description="reply (as heard)")
+    def reply_shown(self, obj: Turn) -> SafeString:
+        heard = Truncator(obj.heard_text).chars(300)
+        if obj.interrupted and obj.reply != obj.reply_heard:
+            generated = Truncator(obj.reply).chars(300)
+            return format_html("{}<br><small>interrupted; generated: {}</small>", heard, generated)
+        return format_html("{}", heard)
+
+
+@admin.register(VoiceSession)
+class VoiceSessionAdmin(ViewOnlyMixin, StatusBadgeMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "user",
+        "mode",
+        "status_badge",
+        "started_at",
+        "duration",
+        "turn_count",
+        "error_count",
+        "median_first_audio",
+    )
+    list_select_related = ("user",)
+    list_filter = ("status", "mode", ("user", admin.RelatedOnlyFieldListFilter), "started_at")
+    date_hierarchy = "started_at"
+    search_fields = ("user__username", "turns__transcript")
+    inlines = (TurnInline,)
+    summary = ("turn_count", "error_count", "median_first_audio")
+    readonly_fields = ("status_badge", "duration", *summary)
+    fieldsets = (
+        (None, {"fields": ("user", "mode", "status_badge", "end_reason")}),
+        ("Time", {"fields": ("started_at", "ended_at", "duration")}),
+        ("Turns", {"fields": summary}),
+        ("Client", {"fields": ("config", "client_info", "history_start_index")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VoiceSession]:
+        errors = Q(turns__status=Turn.Status.FAILED) | Q(turns__error_code__gt="")
+        timed = Turn.objects.filter(first_audio_ms__isnull=False).only(
+            "id", "session_id", "first_audio_ms"
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_turns=Count("turns"),
+                n_errors=Count("turns", filter=errors),
+                span=ExpressionWrapper(F("ended_at") - F("started_at"), DurationField()),
+            )
+            .prefetch_related(Prefetch("turns", queryset=timed, to_attr="timed_turns"))
+        )
+
+    @admin.display(description="duration", ordering="span")
+    def duration(self, obj: VoiceSession) -> str:
+        return duration_text(getattr(obj, "span", None))
+
+    @admin.display(description="turns", ordering="n_turns")
+    def turn_count(self, obj: VoiceSession) -> int:
+        return getattr(obj, "n_turns", 0)
+
+    @admin.display(description="errors", ordering="n_errors")
+    def error_count(self, obj: VoiceSession) -> int:
+        return getattr(obj, "n_errors", 0)
+
+    @admin.display(description="median first audio ms")
+    def median_first_audio(self, obj: VoiceSession) -> str:
+        values = [turn.first_audio_ms for turn in getattr(obj, "timed_turns", [])]
+        return ms(statistics.median(values)) if values else EMPTY
+
+
+@admin.register(Turn)
+class TurnAdmin(ViewOnlyMixin, TimingColumnsMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "session_link",
+        "user",
+        "index",
+        "status_badge",
+        "interrupted",
+        "input_kind",
+        "first_audio",
+        "total",
+        "created_at",
+    )
+    list_select_related = ("session__user",)
+    list_filter = (
+        "status",
+        "interrupted",
+        "input_kind",
+        "created_at",
+        ("session__user", admin.RelatedOnlyFieldListFilter),
+    )
+    date_hierarchy = "created_at"
+    search_fields = ("transcript", "reply", "session__user__username")
+    readonly_fields = ("status_badge", *TIMING_COLUMNS)
+    fieldsets = (
+        (None, {"fields": ("session", "index", "status_badge", "input_kind", "interrupted")}),
+        ("Conversation", {"fields": ("transcript", "reply", "reply_heard")}),
+        ("Timings (ms)", {"fields": TIMING_COLUMNS}),
+        ("Audio (seconds)", {"fields": ("input_audio_seconds", "output_audio_seconds")}),
+        ("Error", {"fields": ("error_code", "error_message")}),
+        ("When and how", {"fields": ("created_at", "finished_at", "providers")}),
+    )
+
+    @admin.display(description="session", ordering="session")
+    def session_link(self, obj: Turn) -> SafeString:
+        url = reverse("admin:conversations_voicesession_change", args=[obj.session_id])
+        return format_html('<a href="{}">{}</a>', url, obj.session)
+
+    @admin.display(description="user", ordering="session__user__username")
+    def user(self, obj: Turn) -> str:
+        return str(obj.session.user)
+
+
+@admin.register(RateLimitPolicy)
+class RateLimitPolicyAdmin(admin.ModelAdmin):
+    limits = ("sessions_per_hour", "max_session_seconds", "idle_timeout_seconds", "turns_per_day")
+    list_display = ("applies_to", *limits, "sessions_last_hour", "turns_today", "updated_at")
+    list_display_links = ("applies_to",)
+    list_select_related = ("user",)
+    autocomplete_fields = ("user",)
+    search_fields = ("user__username",)
+    ordering = (F("user__username").asc(nulls_first=True),)
+    readonly_fields = ("sessions_last_hour", "turns_today")
+    fieldsets = (
+        (None, {"fields": ("user",)}),
+        ("Limits", {"fields": limits}),
+        ("Current usage", {"fields": readonly_fields}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RateLimitPolicy]:
+        now = timezone.now()
+        midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        recent = VoiceSession.objects.filter(
+            user=OuterRef("user"), started_at__gte=now - timedelta(hours=1)
+        )
+        today = Turn.objects.filter(session__user=OuterRef("user"), created_at__gte=midnight)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_recent_sessions=count_of(recent), n_turns_today=count_of(today))
+        )
+
+    @admin.display(description="applies to", ordering="user__username")
+    def applies_to(self, obj: RateLimitPolicy) -> str:
+        return str(obj.user) if obj.user_id else "Default (everyone else)"
+
+    @admin.display(description="sessions in the last hour")
+    def sessions_last_hour(self, obj: RateLimitPolicy) -> str:
+        return self._usage(obj, getattr(obj, "n_recent_sessions", None), obj.sessions_per_hour)
+
+    @admin.display(description="turns today")
+    def turns_today(self, obj: RateLimitPolicy) -> str:
+        return self._usage(obj, getattr(obj, "n_turns_today", None), obj.turns_per_day)
+
+    @staticmethod
+    def _usage(obj: RateLimitPolicy, used: int | None, limit: int | None) -> str:
+        if not obj.user_id or used is None:
+            return EMPTY
+        return f"{used} of {limit}" if limit is not None else str(used)
