@@ -80,6 +80,10 @@ class Turn(models.Model):
     error_code = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
     interrupted = models.BooleanField(default=False)
+    continued = models.BooleanField(
+        default=False,
+        help_text="The user went on speaking before the reply; the next turn holds this audio.",
+    )
     input_audio_seconds = models.FloatField(default=0)
     output_audio_seconds = models.FloatField(default=0)
     stt_ms = models.FloatField(null=True, blank=True)

@@ -55,8 +55,9 @@ def turns_today_count(*, user: AbstractBaseUser) -> int:
 def history_messages(*, session_id: int, before_index: int, limit: int) -> list[dict[str, str]]:
     """The last ``limit`` exchanges as chat messages, holding only what the user heard.
 
-    Failed turns and turns the user never heard a word of are left out; an interrupted
-    reply contributes only the part that was played before the interruption.
+    Failed turns and turns whose words moved into the next turn (the user went on
+    speaking) are left out; an interrupted reply contributes only the part that was
+    played before the interruption.
     """
     session = VoiceSession.objects.only("history_start_index").get(pk=session_id)
     turns = list(
@@ -67,6 +68,7 @@ def history_messages(*, session_id: int, before_index: int, limit: int) -> list[
             status__in=[Turn.Status.COMPLETED, Turn.Status.CANCELLED],
         )
         .exclude(transcript="")
+        .exclude(continued=True)
         .order_by("-index")[:limit]
     )
     messages: list[dict[str, str]] = []

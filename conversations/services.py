@@ -191,10 +191,16 @@ def turn_interrupt(
     first_audio_ms: float | None,
     total_ms: float | None,
     output_audio_seconds: float,
+    continued: bool = False,
 ) -> None:
-    """The user cut the reply off (barge-in, cancel or disconnect): keep what was heard."""
+    """The user cut the reply off (barge-in, cancel or disconnect): keep what was heard.
+
+    ``continued``: the user went on speaking before any reply audio; the turn's audio
+    moves into the next turn, so this one stays out of the conversation history.
+    """
     turn = Turn.objects.select_for_update().get(pk=turn_id)
     turn.interrupted = True
+    turn.continued = continued
     turn.reply_heard = reply_heard
     turn.output_audio_seconds = round(output_audio_seconds, 3)
     if first_audio_ms is not None:

@@ -193,6 +193,10 @@ class VoiceClient:
                     result.status = "failed"
                     return
             elif kind == "turn.done" and event.get("turn_id") == result.turn_id:
+                if event.get("reason") == "continued":
+                    # The speaker only paused: the server folds this turn into the next.
+                    result.turn_id = None
+                    continue
                 result.status = event["status"]
                 result.timings = event.get("timings", {})
                 return

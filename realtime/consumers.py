@@ -53,8 +53,6 @@ logger = logging.getLogger(__name__)
 
 BYTES_PER_SECOND = INPUT_RATE * 2
 MIN_UTTERANCE_S = 0.2
-#: Close code for a connect request with bad options (RFC 6455 "policy violation").
-CLOSE_BAD_REQUEST = 1008
 
 _warm_lock = threading.Lock()
 _warmed = False
@@ -79,6 +77,8 @@ class ActiveTurn:
     turn_id: int
     committed_at: float
     last_event_at: float
+    #: The user's audio of a voice turn, kept until reply audio starts (continuation).
+    utterance: bytes = b""
     running: bool = False
     first_audio_at: float | None = None
     first_audio_ms: float | None = None
@@ -130,6 +130,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         self.resampler: StreamResampler | None = None
         self.webm: WebmStreamDecoder | None = None
         self.buffer = bytearray()
+        #: Audio of a turn the user continued speaking over, prepended to the next utterance.
+        self.carry = b""
         self.tasks: set[asyncio.Task[Any]] = set()
         self.connected_at = self.last_activity = time.monotonic()
         self.limits: Any = None
@@ -143,7 +145,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             self.resume_id = self._parse_session_id(session_id)
             self._check_mode(self.config)
         except ProtocolError as err:
-            await self._fatal(err.code, err.message, CLOSE_BAD_REQUEST)
+            await self._fatal(err.code, err.message, CloseCode.BAD_REQUEST)
             return
         if token:
             await self._authenticate(token)
@@ -175,7 +177,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             return
         self.closing = True
         await self.send(text_data=error_event(code, message, fatal=True, **extra))
-        await self.close(code=close_code)
+        # daphne accepts a plain int only (an IntEnum member is refused).
+        await self.close(code=int(close_code))
 
     async def _error(self, err: AppError, turn_id: int | None = None) -> None:
         extra = {"retry_after": err.retry_after} if isinstance(err, RateLimited) else {}
@@ -277,7 +280,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
                 continue
             if not turn.running and now - turn.committed_at > self.voice["QUEUE_WAIT_S"]:
                 await self._abandon_turn(ErrorCode.BUSY, "no worker is free to answer; try again")
-            elif now - turn.last_event_at > self.voice["TURN_STALL_S"]:
+            elif turn.running and now - turn.last_event_at > self.voice["TURN_STALL_S"]:
                 await self._abandon_turn(ErrorCode.TIMEOUT, "the answer stopped arriving")
 
     async def _close_for_time(self, message: str) -> None:
@@ -373,7 +376,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
 
     async def _on_cancel(self, message: Any) -> None:
         if self.turn is not None:
-            await self._interrupt_turn(reason="cancel")
+            await self._interrupt_turn(reason="cancel", played_ms=message.played_ms)
 
     async def _on_reset(self, message: Any) -> None:
         if self.turn is not None:
@@ -386,6 +389,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
     async def _reset_input(self) -> None:
         """Start the input side afresh for the current config (decoder, resampler, VAD)."""
         self.buffer.clear()
+        self.carry = b""
         self.webm = WebmStreamDecoder() if self.config.input_format == "webm" else None
         rate = self.config.input_sample_rate
         self.resampler = (
@@ -444,11 +448,28 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             if isinstance(event, SpeechStarted):
                 self.last_activity = time.monotonic()
                 await self._send_event(ServerType.SPEECH_STARTED, at_ms=event.at_ms)
-                if self.turn is not None and self.turn.first_audio_at is not None:
-                    await self._interrupt_turn(reason="barge-in")
+                await self._on_speech_started()
             elif isinstance(event, SpeechStopped):
                 await self._send_event(ServerType.SPEECH_STOPPED, at_ms=event.at_ms)
                 await self._commit_audio(event.audio)
+
+    async def _on_speech_started(self) -> None:
+        """The user speaks while a turn is in flight.
+
+        Reply audio already playing: barge-in, the reply stops. No audio yet: the user
+        only paused mid-sentence, so the turn is dropped and its audio carried into the
+        next utterance — one question, answered once, with all its words.
+        """
+        turn = self.turn
+        if turn is None:
+            return
+        if turn.first_audio_at is not None:
+            await self._interrupt_turn(reason="barge-in")
+        elif turn.utterance:
+            carry = turn.utterance
+            await self._interrupt_turn(reason="continued")
+            if len(carry) < self.voice["MAX_UTTERANCE_SECONDS"] * BYTES_PER_SECOND // 2:
+                self.carry = carry
 
     def _decode(self, data: bytes) -> bytes:
         if self.webm is not None:
@@ -461,6 +482,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
 
     # --- turns -----------------------------------------------------------------------------
     async def _commit_audio(self, audio: bytes) -> None:
+        audio, self.carry = self.carry + audio, b""
         seconds = len(audio) / BYTES_PER_SECOND
         if seconds < MIN_UTTERANCE_S:
             raise BadAudio("no audio to commit (less than 0.2 s since the last turn)")
@@ -485,7 +507,10 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         if audio:
             await self.store.put_utterance(turn.pk, audio)
         self.turn = ActiveTurn(
-            turn_id=turn.pk, committed_at=committed_at, last_event_at=time.monotonic()
+            turn_id=turn.pk,
+            committed_at=committed_at,
+            last_event_at=time.monotonic(),
+            utterance=audio,
         )
         await self._send_event(ServerType.TURN_STARTED, turn_id=turn.pk)
         self._spawn(self._enqueue(turn.pk))
@@ -526,7 +551,12 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         )
 
     async def _interrupt_turn(self, *, reason: str, played_ms: float | None = None) -> None:
-        """Stop the reply now: nothing of this turn is forwarded after this point."""
+        """Stop the reply now: nothing of this turn is forwarded after this point.
+
+        ``played_ms`` is how much reply audio the client played (the voice page reports
+        it with ``response.cancel``); without it, the wall time since the first audio byte
+        is the estimate — the client plays as the audio arrives.
+        """
         turn = self.turn
         if turn is None:
             return
@@ -540,10 +570,15 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         if not self.closing:
             await self._end_audio(turn, flush=False)
             await self._send_event(
-                ServerType.TURN_DONE, turn_id=turn.turn_id, status="cancelled", timings=timings
+                ServerType.TURN_DONE,
+                turn_id=turn.turn_id,
+                status="cancelled",
+                reason=reason,
+                timings=timings,
             )
         await database_sync_to_async(services.turn_interrupt)(
             turn_id=turn.turn_id,
+            continued=reason == "continued",
             reply_heard=turn.heard_text(played_ms),
             first_audio_ms=turn.first_audio_ms,
             total_ms=timings["total_ms"],

@@ -44,6 +44,8 @@ class ServerType(StrEnum):
 
 
 class CloseCode(IntEnum):
+    #: Extension: bad options in the connect URL (daphne only sends 1000 or 3000-4999).
+    BAD_REQUEST = 4400
     NOT_AUTHENTICATED = 4401
     FORBIDDEN = 4403
     TIME_LIMIT = 4408
@@ -157,6 +159,7 @@ class ClientMessage:
     config: dict[str, Any] = field(default_factory=dict)
     text: str = ""
     ts: Any = None
+    played_ms: float | None = None
 
 
 def parse_client_message(raw: str, *, max_text_chars: int) -> ClientMessage:
@@ -194,6 +197,13 @@ def parse_client_message(raw: str, *, max_text_chars: int) -> ClientMessage:
         return ClientMessage(msg_type, text=text.strip())
     if msg_type is ClientType.PING:
         return ClientMessage(msg_type, ts=data.get("ts"))
+    if msg_type is ClientType.RESPONSE_CANCEL:
+        played = data.get("played_ms")
+        if played is not None and (
+            isinstance(played, bool) or not isinstance(played, int | float) or played < 0
+        ):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "played_ms must be a non-negative number")
+        return ClientMessage(msg_type, played_ms=None if played is None else float(played))
     return ClientMessage(msg_type)
 
 

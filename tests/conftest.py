@@ -94,7 +94,9 @@ class VoiceClient:
         while True:
             message = await self.ws.receive_output(timeout)
             if message["type"] == "websocket.close":
-                event = {"type": "<close>", "code": message.get("code")}
+                code = message.get("code")
+                assert code is None or type(code) is int, "daphne only sends int close codes"
+                event = {"type": "<close>", "code": code}
                 self.events.append(event)
                 return event
             if message.get("bytes") is not None:

@@ -20,8 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
@@ -68,23 +67,31 @@ def _database() -> Probe:
     return {"ok": True, "engine": connection.vendor}
 
 
-async def _layer_round_trip() -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("healthz.")
+async def _layer_round_trip(layer: Any) -> None:
+    # A plain channel name: the process-local "!" channels share asyncio state with the
+    # consumers of this process, which a probe on another loop must not touch.
+    channel = f"healthz.{secrets.token_hex(8)}"
     nonce = secrets.token_hex(8)
-    await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
-    message = await layer.receive(channel)
+    try:
+        await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
+        message = await layer.receive(channel)
+    finally:
+        close = getattr(layer, "close_pools", None)
+        if close is not None:
+            await close()
     if message.get("nonce") != nonce:
         raise RuntimeError("channel layer returned a different message")
 
 
 def _channel_layer() -> Probe:
-    async def bounded() -> None:
-        await asyncio.wait_for(_layer_round_trip(), CHANNEL_LAYER_TIMEOUT_S)
+    # A layer instance of its own, on a loop of its own: the server's instance (and
+    # its connections bound to the server's loop) stays untouched.
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
 
-    async_to_sync(bounded)()
+    async def bounded() -> None:
+        await asyncio.wait_for(_layer_round_trip(layer), CHANNEL_LAYER_TIMEOUT_S)
+
+    asyncio.run(bounded())
     return {"ok": True}
 
 

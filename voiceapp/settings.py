@@ -126,7 +126,9 @@ else:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as the
+                # 5 s blocking pop channels-redis waits on: that race drops connections.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 "prefix": env_str("VOICEAPP_REDIS_PREFIX", "voiceapp") + ":asgi",
                 # A reply streams deltas and ~200 ms audio chunks to one channel; the
                 # default capacity of 100 is too tight for a long answer.

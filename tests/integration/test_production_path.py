@@ -29,7 +29,10 @@ ARTIFACTS = ROOT / "artifacts"
 
 @pytest.fixture(scope="module")
 def stack() -> Any:
-    with Stack(log_dir=ARTIFACTS / "stack", extra_env={"VOICEAPP_TURN_STALL_S": "6"}) as running:
+    with Stack(
+        log_dir=ARTIFACTS / "stack",
+        extra_env={"VOICEAPP_TURN_STALL_S": "6", "VOICEAPP_QUEUE_WAIT_S": "60"},
+    ) as running:
         yield running
 
 
@@ -84,6 +87,10 @@ def test_spoken_question_gets_a_spoken_answer_and_is_stored(stack: Stack, token:
     assert result.reply.strip()
     assert result.audio_format == "pcm16" and result.audio_seconds >= 0.5
     types = [event["type"] for event in result.events]
+    # JFK pauses for over a second twice: the turns started at those pauses are folded
+    # into the next (reason "continued"), and one turn answers the whole sentence.
+    continued = [e for e in result.events if e.get("reason") == "continued"]
+    assert len(continued) >= 1
     for expected in (
         "speech.started",
         "speech.stopped",
@@ -105,7 +112,13 @@ def test_spoken_question_gets_a_spoken_answer_and_is_stored(stack: Stack, token:
     assert row[0] == "completed" and row[1] == result.transcript and row[2] == result.reply
     assert all(value is not None and value > 0 for value in row[3:9]), row
     assert row[7] == result.timings["first_audio_ms"]
-    assert row[9] > 5 and row[10] >= 0.5
+    assert row[9] > 9 and row[10] >= 0.5
+    [(folded,)] = stack.query(
+        "SELECT count(*) FROM conversations_turn WHERE continued AND status = 'cancelled'"
+        " AND session_id = (SELECT session_id FROM conversations_turn WHERE id = %s)",
+        result.turn_id,
+    )
+    assert folded == len(continued)
 
 
 def test_cancel_through_the_real_worker(stack: Stack, token: str) -> None:
@@ -154,7 +167,7 @@ def test_cancel_through_the_real_worker(stack: Stack, token: str) -> None:
         ("", [b"\x00\x00" * 160], "auth_failed", 4401),
         ("TOKEN&session_id=99999999", [], "session_not_found", 4403),
         ("TOKEN", [b"\x00" * 70000], "too_large", 4413),
-        ("TOKEN&speed=7", [], "bad_message", 1008),
+        ("TOKEN&speed=7", [], "bad_message", 4400),
     ],
 )
 def test_error_and_close_codes_through_daphne(

@@ -410,7 +410,7 @@ async def test_bad_connect_options_close_with_a_readable_error(connect: Any, use
     client = await connect(user, expect_created=False, speed="9")
     error = await client.until("error")
     assert error["code"] == "bad_message" and "speed" in error["message"]
-    assert (await client.next_event())["code"] == 1008
+    assert (await client.next_event())["code"] == 4400
 
 
 async def test_foreign_origin_is_refused(user: Any, fake_stages: Any) -> None:
