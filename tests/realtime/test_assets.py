@@ -136,3 +136,13 @@ def test_whisper_base_with_a_bad_part_leaves_nothing_behind(tmp_path, monkeypatc
     with pytest.raises(ModelAssetError, match=r"model\.bin has sha256 .* expected d01c3014"):
         assets.assemble_whisper_base(cache)
     assert list(cache.iterdir()) == []
+
+
+@base_installed
+def test_damaged_whisper_base_cache_is_rebuilt(tmp_path):
+    target = assets.assemble_whisper_base(tmp_path)
+    (target / "config.json").write_text("{}")
+    assets.reset_verification_cache()
+
+    assert assets.assemble_whisper_base(tmp_path) == target
+    assert assets.sha256_file(target / "config.json") == assets.WHISPER_BASE_FILES["config.json"]
