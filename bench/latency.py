@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceapp.settings")
 
 from realtime.client import TurnResult, VoiceClient, ws_url  # noqa: E402
-from tests.conftest import SHARED_AUDIO, read_pcm  # noqa: E402
+from tests.helpers import DEV_AUDIO, read_pcm  # noqa: E402
 from tests.stack import Stack  # noqa: E402
 
 STAGES = (
@@ -43,6 +43,8 @@ STAGES = (
     "llm_first_clause_ms",
     "tts_first_audio_ms",
     "overhead_ms",
+    "queue_ms",
+    "setup_ms",
     "llm_ms",
     "total_ms",
     "client_first_audio_ms",
@@ -207,9 +209,9 @@ def main() -> int:
         "--files", nargs="*", help="WAV names in ../shared/audio/dev (default: all)"
     )
     args = parser.parse_args()
-    files = sorted(SHARED_AUDIO.glob("*.wav"))
+    files = sorted(DEV_AUDIO.glob("*.wav"))
     if args.files:
-        files = [SHARED_AUDIO / name for name in args.files]
+        files = [DEV_AUDIO / name for name in args.files]
     with Stack(log_dir=ROOT / "artifacts" / "bench") as stack:
         rows = asyncio.run(speak_all(stack, stack.token(), files, args.rounds))
     section = report(rows, machine(), args.rounds)

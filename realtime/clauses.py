@@ -38,6 +38,14 @@ MAYBE_END = frozenset(
         "sept", "oct", "nov", "dec", "a.m", "p.m", "u.s", "u.k", "e.u", "ph.d", "al",
     }
 )  # fmt: skip
+#: Words that begin a phrase: a good place to cut an opening sentence that has no comma.
+PHRASE_STARTS = frozenset(
+    {
+        "and", "but", "or", "so", "because", "which", "that", "who", "when", "where",
+        "while", "if", "for", "with", "without", "from", "to", "in", "on", "at", "by",
+        "about", "after", "before", "during", "until", "than", "then", "is", "are", "was",
+    }
+)  # fmt: skip
 _ACRONYM = re.compile(r"^(?:[a-z]\.)+[a-z]$", re.IGNORECASE)
 _WORD = re.compile("[^\\W_]+(?:['\u2019.,][^\\W_]+)*")  # "don't", "1,000", "3.5": one word
 _LEAD_PUNCT = "\"'([{*_\u201c\u2018\u00ab"
@@ -202,12 +210,20 @@ class ClauseSplitter:
     """
 
     def __init__(
-        self, *, min_words: int = 4, first_min_words: int = 3, max_chars: int = 200
+        self,
+        *,
+        min_words: int = 4,
+        first_min_words: int = 3,
+        first_max_words: int = 8,
+        max_chars: int = 200,
     ) -> None:
         if min_words < 1 or first_min_words < 1 or max_chars < 20:
             raise ValueError("min_words and first_min_words must be >= 1, max_chars >= 20")
+        if first_max_words <= first_min_words:
+            raise ValueError("first_max_words must be larger than first_min_words")
         self.min_words = min_words
         self.first_min_words = first_min_words
+        self.first_max_words = first_max_words
         self.max_chars = max_chars
         self._pending = ""
         self._emitted = 0
@@ -235,6 +251,8 @@ class ClauseSplitter:
         while self._pending:
             min_words = self.first_min_words if self._emitted == 0 else self.min_words
             end = find_boundary(self._pending, min_words, final=final)
+            if end is None and self._emitted == 0 and not final:
+                end = self._early_first_split()
             if end is None and len(self._pending) > self.max_chars:
                 end = self._forced_split()
             if end is None:
@@ -245,6 +263,25 @@ class ClauseSplitter:
                 out.append(clause)
                 self._emitted += 1
         return out
+
+    def _early_first_split(self) -> int | None:
+        """Release the first clause after ``first_max_words`` even without punctuation.
+
+        The first audio waits for the first clause; a long opening sentence without a
+        comma would hold it back by a whole sentence of generation. The cut goes before
+        a word that starts a phrase ("for", "and", "which", ...) when there is one, so
+        the two halves still sound natural. Only complete words count: the word after
+        the cut must already have begun.
+        """
+        words = list(re.finditer(r"\S+", self._pending))
+        complete = len(words) if self._pending[-1:].isspace() else len(words) - 1
+        if complete <= self.first_max_words:
+            return None
+        candidates = words[self.first_min_words : self.first_max_words + 1]
+        for word in reversed(candidates):
+            if word.group().lower().strip("\"'(") in PHRASE_STARTS:
+                return word.start()
+        return words[self.first_max_words].start()
 
     def _forced_split(self) -> int:
         """Split an over-long run without punctuation at the last space within the limit."""

@@ -522,7 +522,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             # Eager on the embedded default: the task then runs the turn from a worker
             # thread; with Redis it only publishes. Either way, never on this loop.
             await sync_to_async(turn_run_task.delay, thread_sensitive=False)(
-                turn_id, self.channel_name
+                turn_id, self.channel_name, time.time()
             )
         except asyncio.CancelledError:
             raise
@@ -608,6 +608,9 @@ class VoiceConsumer(AsyncWebsocketConsumer):
     def _timings(self, turn: ActiveTurn, worker: dict[str, float]) -> dict[str, float | None]:
         """The worker's stage timings plus what only the consumer can measure."""
         timings: dict[str, float | None] = {name: worker.get(name) for name in WORKER_TIMINGS}
+        for name in ("queue_ms", "setup_ms"):  # diagnostics, not stored
+            if name in worker:
+                timings[name] = worker[name]
         timings["first_audio_ms"] = turn.first_audio_ms
         timings["total_ms"] = round((time.perf_counter() - turn.committed_at) * 1000, 1)
         return timings

@@ -121,7 +121,8 @@ class TurnRunner:
         *,
         turn: Turn,
         sink: TurnSink,
-        store: TurnStore,
+        audio: bytes | None,
+        picked_up: float,
         stt: SpeechToText,
         llm: LanguageModel,
         tts: TextToSpeech,
@@ -129,7 +130,10 @@ class TurnRunner:
     ) -> None:
         self.turn = turn
         self.sink = sink
-        self.store = store
+        #: The utterance of a voice turn, read from the turn store with the claim.
+        self.audio = audio
+        #: When the worker took the task (perf_counter), for ``setup_ms``.
+        self.picked_up = picked_up
         self.stt = stt
         self.llm = llm
         self.tts = tts
@@ -137,47 +141,65 @@ class TurnRunner:
         self.config: dict[str, Any] = dict(turn.session.config or {})
         self.voice_settings = settings.VOICE
         self.timeout_s = float(settings.VOICE["STAGE_TIMEOUT_S"])
+        #: Set once the first clause has been spoken (or turned out silent); until then
+        #: the LLM waits after its first clause, so piper has the CPU to itself.
+        self.first_clause_spoken = asyncio.Event()
+        #: Database writes off the critical path, awaited before the turn is stored.
+        self.background: list[asyncio.Task[Any]] = []
 
     async def run(self) -> None:
-        transcript = await self._transcribe()
+        # The history does not depend on the transcript: read it while STT runs.
+        history = asyncio.create_task(self._history())
+        try:
+            transcript = await self._transcribe()
+        except BaseException:
+            history.cancel()
+            raise
         self.outcome.transcript = transcript
         if not transcript:
+            history.cancel()
             raise AppError("no words were recognised in the audio", code=ErrorCode.BAD_AUDIO)
-        messages = await self._messages(transcript)
+        system = {"role": "system", "content": self.voice_settings["SYSTEM_PROMPT"]}
+        messages = [system, *await history, {"role": "user", "content": transcript}]
         await self._reply(messages)
+
+    async def settle(self) -> None:
+        """Wait for the background writes (never raises: the final write follows)."""
+        await asyncio.gather(*self.background, return_exceptions=True)
 
     async def _transcribe(self) -> str:
         if self.turn.input_kind == Turn.InputKind.TEXT:
             await self.sink.emit("transcript", text=self.turn.transcript, final=True)
             return self.turn.transcript
-        audio = await self.store.take_utterance(self.turn.pk)
+        audio = self.audio
         if audio is None:
             raise AppError(
                 "the recorded audio expired before it was processed", code=ErrorCode.BAD_AUDIO
             )
         await self.sink.emit("stage", stage="stt", state="started")
         start = time.perf_counter()
+        self.outcome.timings["setup_ms"] = round((start - self.picked_up) * 1000, 1)
         async with stage_deadline("stt", self.timeout_s):
             result = await self.stt.transcribe(
                 audio, language=self.config.get("input_language", "en")
             )
         self.outcome.timings["stt_ms"] = _ms(start)
         text = result.text.strip()
-        await database_sync_to_async(services.turn_update)(
-            turn_id=self.turn.pk, transcript=text, stt_ms=self.outcome.timings["stt_ms"]
-        )
         await self.sink.emit("stage", stage="stt", state="done", ms=self.outcome.timings["stt_ms"])
         await self.sink.emit("transcript", text=text, final=True)
+        # Kept at once, should the worker die later; nothing waits for this write.
+        write = database_sync_to_async(services.turn_update)(
+            turn_id=self.turn.pk, transcript=text, stt_ms=self.outcome.timings["stt_ms"]
+        )
+        self.background.append(asyncio.create_task(write))
         return text
 
-    async def _messages(self, transcript: str) -> list[dict[str, str]]:
-        history = await database_sync_to_async(history_messages)(
+    async def _history(self) -> list[dict[str, str]]:
+        return await database_sync_to_async(history_messages)(
             session_id=self.turn.session_id,
             before_index=self.turn.index,
             limit=self.voice_settings["HISTORY_TURNS"],
         )
-        system = {"role": "system", "content": self.voice_settings["SYSTEM_PROMPT"]}
-        return [system, *history, {"role": "user", "content": transcript}]
 
     async def _reply(self, messages: list[dict[str, str]]) -> None:
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
@@ -204,12 +226,10 @@ class TurnRunner:
                     self.outcome.reply = "".join(parts)
                     await self.sink.emit("reply.delta", text=token)
                     for clause in splitter.feed(token):
-                        self._first_clause(start)
-                        await clauses.put(clause)
+                        await self._hand_over(clause, clauses, start)
             rest = splitter.flush()
             if rest and rest.strip():
-                self._first_clause(start)
-                await clauses.put(rest)
+                await self._hand_over(rest, clauses, start)
         finally:
             await clauses.put(None)
         self.outcome.timings["llm_ms"] = _ms(start)
@@ -219,49 +239,46 @@ class TurnRunner:
             raise EmptyReplyError("the language model returned an empty reply")
         await self.sink.emit("reply.done", text=self.outcome.reply, sources=[])
 
-    def _first_clause(self, llm_start: float) -> None:
-        self.outcome.timings.setdefault("llm_first_clause_ms", _ms(llm_start))
+    async def _hand_over(
+        self, clause: str, clauses: asyncio.Queue[str | None], llm_start: float
+    ) -> None:
+        """Queue a clause for TTS; after the first, let TTS speak it before going on."""
+        await clauses.put(clause)
+        if "llm_first_clause_ms" not in self.outcome.timings:
+            self.outcome.timings["llm_first_clause_ms"] = _ms(llm_start)
+            await self.first_clause_spoken.wait()
 
     async def _speak(self, clauses: asyncio.Queue[str | None]) -> None:
         rate = self.tts.sample_rate
         chunk_bytes = max(2, int(rate * self.voice_settings["AUDIO_CHUNK_MS"] / 1000)) * 2
         voice = self.config.get("voice", "")
         speed = float(self.config.get("speed", 1.0))
-        offset_ms = 0.0
+        self.offset_ms = 0.0
         index = 0
-        started = False
         tts_start = 0.0
         while (clause := await clauses.get()) is not None:
             clause_start = time.perf_counter()
-            if not started:
+            if index == 0:
                 await self.sink.emit("stage", stage="tts", state="started")
                 tts_start = clause_start
             pending = b""
-            clause_offset = offset_ms
+            clause_offset = self.offset_ms
             async with stage_deadline("tts", self.timeout_s) as deadline:
                 async for pcm in self.tts.synthesize(clause, voice=voice, speed=speed):
                     deadline.extend()
                     pending += pcm
                     while len(pending) >= chunk_bytes:
                         chunk, pending = pending[:chunk_bytes], pending[chunk_bytes:]
-                        offset_ms = await self._send_audio(
-                            chunk, rate, index, clause, clause_offset, offset_ms
+                        await self._send_audio(
+                            chunk, rate, index, clause, clause_offset, clause_start
                         )
-                        if not started:
-                            started = True
-                            self.outcome.timings["tts_first_audio_ms"] = _ms(clause_start)
-            if len(pending) % 2:
-                pending = pending[:-1]
+            pending = pending[: len(pending) // 2 * 2]
             if pending:
-                offset_ms = await self._send_audio(
-                    pending, rate, index, clause, clause_offset, offset_ms
-                )
-                if not started:
-                    started = True
-                    self.outcome.timings["tts_first_audio_ms"] = _ms(clause_start)
+                await self._send_audio(pending, rate, index, clause, clause_offset, clause_start)
+            self.first_clause_spoken.set()
             index += 1
-        self.outcome.output_audio_seconds = offset_ms / 1000.0
-        if started:
+        self.outcome.output_audio_seconds = self.offset_ms / 1000.0
+        if index:
             await self.sink.emit("stage", stage="tts", state="done", ms=_ms(tts_start))
 
     async def _send_audio(
@@ -271,8 +288,8 @@ class TurnRunner:
         index: int,
         clause: str,
         clause_offset: float,
-        offset_ms: float,
-    ) -> float:
+        clause_start: float,
+    ) -> None:
         duration_ms = len(chunk) / 2 / rate * 1000.0
         await self.sink.emit(
             "audio",
@@ -281,10 +298,13 @@ class TurnRunner:
             clause_index=index,
             clause_text=clause,
             clause_offset_ms=round(clause_offset, 1),
-            offset_ms=round(offset_ms, 1),
+            offset_ms=round(self.offset_ms, 1),
             duration_ms=round(duration_ms, 1),
         )
-        return offset_ms + duration_ms
+        self.offset_ms += duration_ms
+        if "tts_first_audio_ms" not in self.outcome.timings:
+            self.outcome.timings["tts_first_audio_ms"] = _ms(clause_start)
+            self.first_clause_spoken.set()
 
 
 def _as_app_error(turn_id: int, err: BaseException) -> AppError:
@@ -297,19 +317,31 @@ def _as_app_error(turn_id: int, err: BaseException) -> AppError:
     return AppError("the server could not finish this turn", code=ErrorCode.INTERNAL)
 
 
-async def turn_run(*, turn_id: int, reply_channel: str) -> TurnOutcome | None:
+async def turn_run(
+    *, turn_id: int, reply_channel: str, enqueued_at: float | None = None
+) -> TurnOutcome | None:
     """Run one queued turn to its end and store it. ``None`` if it was not queued."""
+    picked_up = time.perf_counter()
+    queue_ms = None if enqueued_at is None else round((time.time() - enqueued_at) * 1000, 1)
     stages = {stage: get_provider(stage) for stage in ("stt", "llm", "tts")}
-    turn = await database_sync_to_async(services.turn_start)(
-        turn_id=turn_id, providers=providers_description()
+    store = get_turn_store()
+    # Claiming the turn and fetching its audio are independent round trips: overlap them.
+    turn, audio = await asyncio.gather(
+        database_sync_to_async(services.turn_start)(
+            turn_id=turn_id, providers=providers_description()
+        ),
+        store.take_utterance(turn_id),
     )
     if turn is None:
         logger.info("turn %s is not queued any more; nothing to do", turn_id)
         return None
     sink = TurnSink(reply_channel, turn_id)
-    store = get_turn_store()
     outcome = TurnOutcome(transcript=turn.transcript)
-    runner = TurnRunner(turn=turn, sink=sink, store=store, outcome=outcome, **stages)  # type: ignore[arg-type]
+    if queue_ms is not None:
+        outcome.timings["queue_ms"] = queue_ms
+    runner = TurnRunner(
+        turn=turn, sink=sink, audio=audio, picked_up=picked_up, outcome=outcome, **stages
+    )  # type: ignore[arg-type]
     await sink.emit("running")
 
     work = asyncio.create_task(runner.run())
@@ -320,6 +352,7 @@ async def turn_run(*, turn_id: int, reply_channel: str) -> TurnOutcome | None:
         if not watcher.done() or watcher.result() is not True:
             outcome.status = Turn.Status.FAILED
             outcome.error = AppError("the turn ran out of time", code=ErrorCode.TIMEOUT)
+            await runner.settle()
             await _finish(turn_id, sink, outcome)
             raise
         outcome.status = Turn.Status.CANCELLED
@@ -328,6 +361,7 @@ async def turn_run(*, turn_id: int, reply_channel: str) -> TurnOutcome | None:
         outcome.error = _as_app_error(turn_id, err)
     finally:
         watcher.cancel()
+    await runner.settle()
     await _finish(turn_id, sink, outcome)
     return outcome
 

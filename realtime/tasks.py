@@ -20,8 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="realtime.turn_run", ignore_result=True)
-def turn_run_task(turn_id: int, reply_channel: str) -> None:
-    future = loop.submit(turn_run(turn_id=turn_id, reply_channel=reply_channel))
+def turn_run_task(turn_id: int, reply_channel: str, enqueued_at: float | None = None) -> None:
+    """``enqueued_at`` (wall clock) only measures how long the turn waited in the queue."""
+    future = loop.submit(
+        turn_run(turn_id=turn_id, reply_channel=reply_channel, enqueued_at=enqueued_at)
+    )
     try:
         future.result()
     except SoftTimeLimitExceeded:

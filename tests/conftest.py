@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import wave
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,25 +13,11 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from tests import fakes
 
-SHARED_AUDIO = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "dev"
-
 FAKE_BACKENDS = {
     "stt": {"fake": "tests.fakes.FakeSTT"},
     "llm": {"fake": "tests.fakes.FakeLLM"},
     "tts": {"fake": "tests.fakes.FakeTTS"},
 }
-
-
-def read_pcm(name: str) -> bytes:
-    """PCM16 16 kHz mono samples of a file in ../shared/audio/dev."""
-    with wave.open(str(SHARED_AUDIO / name), "rb") as wav:
-        assert wav.getframerate() == 16000 and wav.getnchannels() == 1
-        return wav.readframes(wav.getnframes())
-
-
-def transcripts() -> dict[str, str]:
-    lines = (SHARED_AUDIO / "transcripts.tsv").read_text().splitlines()
-    return dict(line.split("\t", 1) for line in lines if "\t" in line)
 
 
 @pytest.fixture

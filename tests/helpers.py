@@ -6,7 +6,8 @@ import re
 import wave
 from pathlib import Path
 
-DEV_AUDIO = Path("/work/shared/audio/dev")
+#: ../shared/audio/dev beside the repository: 16 kHz mono PCM16 test speech.
+DEV_AUDIO = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "dev"
 
 
 def read_wav_pcm16(path: Path) -> tuple[bytes, int]:
@@ -14,6 +15,13 @@ def read_wav_pcm16(path: Path) -> tuple[bytes, int]:
     with wave.open(str(path), "rb") as wav:
         assert wav.getsampwidth() == 2 and wav.getnchannels() == 1, path
         return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def read_pcm(name: str) -> bytes:
+    """PCM16 16 kHz mono samples of one file in ../shared/audio/dev."""
+    pcm, rate = read_wav_pcm16(DEV_AUDIO / name)
+    assert rate == 16000, name
+    return pcm
 
 
 def reference_transcripts(directory: Path = DEV_AUDIO) -> dict[str, str]:

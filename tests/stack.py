@@ -58,6 +58,7 @@ class Stack:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "VOICEAPP_VAR_DIR": str(log_dir / "var"),
             "PYTHONUNBUFFERED": "1",
+            "DB_CONN_MAX_AGE": "300",
             **(extra_env or {}),
         }
 

@@ -14,4 +14,7 @@ os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/voice
 # Celery); the integration tests start daphne and a worker with Redis in subprocesses.
 os.environ.pop("REDIS_URL", None)
 os.environ.setdefault("DEBUG", "false")
+# No persistent connections in the test process: worker threads would keep the test
+# database open and pytest-django could not drop it at the end.
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")

@@ -88,8 +88,12 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Connections are kept: a new PostgreSQL connection costs milliseconds that a turn
+    # would otherwise pay at every step. Checked before reuse, so a restart heals.
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 300)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # A database that is down fails fast (healthz, a turn) instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -196,7 +200,11 @@ VOICE = {
     "WHISPER_MODEL": env_str("VOICEAPP_WHISPER_MODEL", "tiny.en"),
     "WHISPER_THREADS": env_int("VOICEAPP_WHISPER_THREADS", 2),
     "LLM_MODEL_PATH": env_str("VOICEAPP_LLM_MODEL_PATH"),  # empty: SmolLM2 from its wheel
-    "LLM_THREADS": env_int("VOICEAPP_LLM_THREADS", 2),
+    # Generation on one thread: with two, llama.cpp's threads stall whenever piper or the
+    # event loop takes the other core (measured 1-33 tokens/s against ~70 on one).
+    # Reading the prompt is a batch and does use both cores.
+    "LLM_THREADS": env_int("VOICEAPP_LLM_THREADS", 1),
+    "LLM_BATCH_THREADS": env_int("VOICEAPP_LLM_BATCH_THREADS", 2),
     "LLM_CONTEXT": env_int("VOICEAPP_LLM_CONTEXT", 2048),
     "LLM_MAX_TOKENS": env_int("VOICEAPP_LLM_MAX_TOKENS", 120),
     "LLM_TEMPERATURE": env_float("VOICEAPP_LLM_TEMPERATURE", 0.3),

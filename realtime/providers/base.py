@@ -63,16 +63,31 @@ class TextToSpeech(Provider):
 
 async def iterate_in_thread(
     factory: Callable[[threading.Event], Iterator[T]],
+    *,
+    max_ahead: int | None = None,
 ) -> AsyncIterator[T]:
     """Run a blocking generator in a worker thread and yield its items on the loop.
 
     ``factory(stop)`` builds the generator; it should check ``stop.is_set()`` between
     items so that closing this async iterator (cancellation, barge-in) also stops the
     thread promptly instead of letting it compute an answer nobody will hear.
+
+    ``max_ahead`` bounds how many items the thread may produce before they are read:
+    a reader that stops reading (the pipeline waiting for its first audio) then pauses
+    the computation too, leaving the CPU to the stage that is on the critical path.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     stop = threading.Event()
+    room = threading.Semaphore(max_ahead) if max_ahead else None
+
+    def wait_for_room() -> bool:
+        if room is None:
+            return True
+        while not room.acquire(timeout=0.05):
+            if stop.is_set():
+                return False
+        return True
 
     def emit(kind: str, value: Any) -> None:
         try:
@@ -83,7 +98,7 @@ async def iterate_in_thread(
     def produce() -> None:
         try:
             for item in factory(stop):
-                if stop.is_set():
+                if stop.is_set() or not wait_for_room():
                     break
                 emit("item", item)
         except BaseException as err:  # noqa: BLE001 - handed to the consumer side
@@ -96,6 +111,8 @@ async def iterate_in_thread(
         while True:
             kind, value = await queue.get()
             if kind == "item":
+                if room is not None:
+                    room.release()
                 yield value
             elif kind == "error":
                 raise value

@@ -23,6 +23,7 @@ from realtime.providers.base import LanguageModel, iterate_in_thread
 
 #: End-of-turn markers of ChatML-style templates (SmolLM2, Qwen, ...), in case the
 #: template's own end token is missing from a GGUF's metadata.
+READ_AHEAD_TOKENS = 4
 STOP_SEQUENCES = ["<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>"]
 
 
@@ -32,7 +33,8 @@ class LlamaLLM(LanguageModel):
     def __init__(self, model_path: str | None = None) -> None:
         voice = settings.VOICE
         self._configured_path = model_path
-        self.threads: int = voice.get("LLM_THREADS", 2)
+        self.threads: int = voice.get("LLM_THREADS", 1)
+        self.batch_threads: int = voice.get("LLM_BATCH_THREADS", 2)
         self.context: int = voice.get("LLM_CONTEXT", 2048)
         self.max_tokens: int = voice.get("LLM_MAX_TOKENS", 120)
         self.temperature: float = voice.get("LLM_TEMPERATURE", 0.3)
@@ -60,7 +62,7 @@ class LlamaLLM(LanguageModel):
                     model_path=str(self.model_path),
                     n_ctx=self.context,
                     n_threads=self.threads,
-                    n_threads_batch=self.threads,
+                    n_threads_batch=self.batch_threads,
                     verbose=False,
                 )
             except Exception as err:
@@ -74,7 +76,11 @@ class LlamaLLM(LanguageModel):
         self, messages: list[dict[str, str]], *, max_tokens: int | None = None
     ) -> AsyncIterator[str]:
         limit = max_tokens or self.max_tokens
-        return iterate_in_thread(lambda stop: self._generate(messages, limit, stop))
+        # A few tokens of read-ahead only: when the pipeline pauses for the first
+        # clause's speech, generation pauses too and piper gets the CPU.
+        return iterate_in_thread(
+            lambda stop: self._generate(messages, limit, stop), max_ahead=READ_AHEAD_TOKENS
+        )
 
     def _generate(
         self, messages: list[dict[str, str]], max_tokens: int, stop: threading.Event

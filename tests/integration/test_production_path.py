@@ -18,8 +18,7 @@ import pytest
 import websockets
 
 from realtime.client import VoiceClient, ws_url
-from tests.conftest import SHARED_AUDIO, read_pcm, transcripts
-from tests.helpers import word_error_rate
+from tests.helpers import DEV_AUDIO, read_pcm, reference_transcripts, word_error_rate
 from tests.stack import ROOT, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -83,7 +82,9 @@ def test_health_reports_every_part(stack: Stack) -> None:
 def test_spoken_question_gets_a_spoken_answer_and_is_stored(stack: Stack, token: str) -> None:
     result = run(one_turn(stack, token, read_pcm("jfk.wav")))
     assert result.status == "completed", result.errors
-    assert word_error_rate(transcripts()["jfk"], result.transcript) <= 0.15, result.transcript
+    assert word_error_rate(reference_transcripts()["jfk"], result.transcript) <= 0.15, (
+        result.transcript
+    )
     assert result.reply.strip()
     assert result.audio_format == "pcm16" and result.audio_seconds >= 0.5
     types = [event["type"] for event in result.events]
@@ -239,7 +240,7 @@ def test_command_line_client_saves_the_spoken_answer(stack: Stack, tmp_path: Pat
             sys.executable,
             "-m",
             "realtime.client",
-            str(SHARED_AUDIO / "q01_piper.wav"),
+            str(DEV_AUDIO / "q01_piper.wav"),
             "--url",
             stack.base_url,
             "--username",

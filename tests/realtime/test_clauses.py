@@ -237,3 +237,32 @@ def test_invalid_arguments() -> None:
         ClauseSplitter(min_words=0)
     with pytest.raises(ValueError):
         ClauseSplitter(max_chars=5)
+
+
+def _stream(text: str, splitter: ClauseSplitter) -> list[str]:
+    clauses: list[str] = []
+    for start in range(0, len(text), 3):
+        clauses += splitter.feed(text[start : start + 3])
+    rest = splitter.flush()
+    return [*clauses, rest] if rest else clauses
+
+
+def test_a_long_opening_without_commas_is_cut_before_a_phrase_word() -> None:
+    text = "The incubation temperature for chicken eggs is thirty seven and a half degrees."
+    first, rest = _stream(text, ClauseSplitter())
+    assert first == "The incubation temperature for chicken eggs"
+    assert rest == "is thirty seven and a half degrees."
+
+
+def test_the_early_cut_applies_to_the_first_clause_only() -> None:
+    text = "Sure. " + "the long second sentence goes on and on without any comma at all."
+    assert _stream(text, ClauseSplitter()) == [
+        "Sure.",
+        "the long second sentence goes on and on without any comma at all.",
+    ]
+
+
+def test_the_early_cut_waits_for_complete_words() -> None:
+    splitter = ClauseSplitter(first_min_words=2, first_max_words=3)
+    assert splitter.feed("one two three fou") == []
+    assert splitter.feed("r ") == ["one two three"]
