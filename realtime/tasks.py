@@ -7,6 +7,7 @@ duplicate delivery finds the turn no longer queued and returns at once.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import CancelledError
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -27,6 +28,9 @@ def turn_run_task(turn_id: int, reply_channel: str, enqueued_at: float | None = 
     )
     try:
         future.result()
+    except CancelledError:
+        # The loop the turn ran on shut down (server stop); the consumer is gone too.
+        logger.info("turn %s was cancelled with its event loop", turn_id)
     except SoftTimeLimitExceeded:
         # Cancelling the coroutine stores the turn as failed with ``timeout`` and tells
         # the consumer; wait briefly for that bookkeeping before the hard limit.

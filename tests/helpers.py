@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import wave
 from pathlib import Path
 
-#: ../shared/audio/dev beside the repository: 16 kHz mono PCM16 test speech.
-DEV_AUDIO = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "dev"
+#: ../shared/audio/dev beside the repository (16 kHz mono PCM16 test speech), or
+#: wherever VOICEAPP_SHARED_DIR points for a checkout that lives elsewhere.
+DEV_AUDIO = (
+    Path(os.environ.get("VOICEAPP_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+    / "audio"
+    / "dev"
+)
 
 
 def read_wav_pcm16(path: Path) -> tuple[bytes, int]:

@@ -67,7 +67,9 @@ class Stack:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
         self.manage("migrate", "--noinput")
-        self.manage("create_demo_user", "--username", self.username, "--password", self.password)
+        self.manage(
+            "create_demo_user", f"--username={self.username}", f"--password={self.password}"
+        )
         self.start_worker()
         self.procs["daphne"] = self._spawn(
             "daphne",

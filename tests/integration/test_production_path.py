@@ -282,3 +282,12 @@ def test_command_line_client_saves_the_spoken_answer(stack: Stack, tmp_path: Pat
         timeout=60,
     )
     assert bad.returncode == 2 and "login failed" in bad.stderr
+
+
+def test_tokens_never_reach_the_server_logs(stack: Stack, token: str) -> None:
+    """Every test above connected with the token in the URL; no log line holds it."""
+    run(one_turn(stack, token, text="Say hello."))
+    for name in ("daphne", "worker"):
+        log = (stack.log_dir / f"{name}.log").read_text(errors="replace")
+        assert token not in log and token.split(".")[2] not in log, name
+        assert stack.password not in log, name
