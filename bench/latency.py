@@ -33,7 +33,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceapp.settings")
 
 from realtime.client import TurnResult, VoiceClient, ws_url  # noqa: E402
-from tests.helpers import DEV_AUDIO, read_pcm  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    DEV_AUDIO,
+    read_pcm,
+    reference_transcripts,
+    word_error_rate,
+)
 from tests.stack import Stack  # noqa: E402
 
 STAGES = (
@@ -174,6 +179,22 @@ def report(rows: list[dict[str, Any]], info: dict[str, str], rounds: int) -> str
             "" if target is None else f"≤ {target:.0f} ms: {'met' if p95 <= target else 'missed'}"
         )
         lines.append(f"| `{name}` | {p50:.0f} | {p95:.0f} | {verdict} |")
+    references = reference_transcripts()
+    by_voice: dict[str, list[float]] = {}
+    for row in ok:
+        utterance = row["file"].removesuffix(".wav")
+        voice = utterance.split("_")[1] if "_" in utterance else "human (jfk)"
+        wer = word_error_rate(references[utterance.split("_")[0]], row["transcript"])
+        by_voice.setdefault(voice, []).append(wer)
+    lines += [
+        "",
+        "Word error rate of the same turns' transcripts: "
+        + ", ".join(
+            f"{voice} {100 * statistics.mean(values):.1f} %"
+            for voice, values in sorted(by_voice.items())
+        )
+        + ".",
+    ]
     lines += [
         "",
         "`first_audio_ms` runs from the server's commit (VAD end of speech) to the first reply "

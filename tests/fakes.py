@@ -24,6 +24,8 @@ class FakeBehaviour:
     stt_delay_s: float = 0.0
     stt_error: bool = False
     llm_error_after: int | None = None
+    #: An unexpected bug (not a provider error): the turn must fail as ``internal``.
+    llm_crash: bool = False
     tts_error: bool = False
     tts_hang: bool = False
     #: Seconds of audio per word spoken (piper speaks ≈ 0.3 s a word).
@@ -60,6 +62,8 @@ class FakeLLM(LanguageModel):
         self, messages: list[dict[str, str]], *, max_tokens: int | None = None
     ) -> AsyncIterator[str]:
         FAKE.seen_messages.append(messages)
+        if FAKE.llm_crash:
+            raise RuntimeError("a bug in the model wrapper")
         words = FAKE.reply.split(" ")
         try:
             for n, word in enumerate(words):

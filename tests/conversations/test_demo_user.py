@@ -36,7 +36,7 @@ def test_idempotent_with_the_same_generated_password(var_dir: Path) -> None:
     name, first, text = run()
     _, second, _ = run()
     assert name == "demo" and first == second and len(first) >= 16
-    assert "/voice/" in text and "/admin/" in text
+    assert "realtime.client" in text and "/admin/" in text
     user = get_user_model().objects.get(username="demo")
     assert user.is_staff and user.is_superuser and user.is_active
     assert get_user_model().objects.filter(username="demo").count() == 1

@@ -268,6 +268,22 @@ async def test_stage_failure_fails_the_turn_but_not_the_session(
     assert (await run_text_turn(client))["status"] == "completed"
 
 
+async def test_an_unexpected_bug_fails_the_turn_as_internal(
+    connect: Any, user: Any, fake_stages: Any
+) -> None:
+    fake_stages.llm_crash = True
+    client = await connect(user)
+    await client.send(type="text", text="hello")
+    error = await client.until("error")
+    assert error["code"] == "internal" and not error["fatal"]
+    assert "bug" not in error["message"]  # no internals leak to the client
+    done = await client.until("turn.done")
+    turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
+    assert turn.status == Turn.Status.FAILED and turn.error_code == "internal"
+    fake_stages.llm_crash = False
+    assert (await run_text_turn(client))["status"] == "completed"
+
+
 async def test_a_stage_without_progress_times_out(
     connect: Any, user: Any, fake_stages: Any, settings: Any
 ) -> None:
