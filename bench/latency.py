@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import platform
 import statistics
@@ -35,6 +36,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceapp.settings")
 from realtime.client import TurnResult, VoiceClient, ws_url  # noqa: E402
 from tests.helpers import (  # noqa: E402
     DEV_AUDIO,
+    normalize_words,
     read_pcm,
     reference_transcripts,
     word_error_rate,
@@ -180,18 +182,22 @@ def report(rows: list[dict[str, Any]], info: dict[str, str], rounds: int) -> str
         )
         lines.append(f"| `{name}` | {p50:.0f} | {p95:.0f} | {verdict} |")
     references = reference_transcripts()
-    by_voice: dict[str, list[float]] = {}
+    errors: dict[str, list[float]] = {}  # voice -> [word errors, reference words]
     for row in ok:
         utterance = row["file"].removesuffix(".wav")
         voice = utterance.split("_")[1] if "_" in utterance else "human (jfk)"
-        wer = word_error_rate(references[utterance.split("_")[0]], row["transcript"])
-        by_voice.setdefault(voice, []).append(wer)
+        reference = references[utterance.split("_")[0]]
+        words = len(normalize_words(reference))
+        tally = errors.setdefault(voice, [0.0, 0.0])
+        tally[0] += word_error_rate(reference, row["transcript"]) * words
+        tally[1] += words
     lines += [
         "",
-        "Word error rate of the same turns' transcripts: "
+        "Word error rate over the same turns (all words of a voice together; a number "
+        'written as digits, "10" for "ten", counts as an error): '
         + ", ".join(
-            f"{voice} {100 * statistics.mean(values):.1f} %"
-            for voice, values in sorted(by_voice.items())
+            f"{voice} {100 * wrong / total:.1f} %"
+            for voice, (wrong, total) in sorted(errors.items())
         )
         + ".",
     ]
@@ -235,6 +241,8 @@ def main() -> int:
         files = [DEV_AUDIO / name for name in args.files]
     with Stack(log_dir=ROOT / "artifacts" / "bench") as stack:
         rows = asyncio.run(speak_all(stack, stack.token(), files, args.rounds))
+    raw = ROOT / "artifacts" / "bench" / "latency-rows.json"
+    raw.write_text(json.dumps(rows, indent=1))
     section = report(rows, machine(), args.rounds)
     print(section)
     write_section(Path(args.out), section)
