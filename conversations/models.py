@@ -28,6 +28,9 @@ class VoiceSession(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, blank=True)
     client_info = models.JSONField(default=dict, blank=True)
+    #: Refreshed while a connection holds the session; a session not seen for a while
+    #: no longer counts as concurrent even if its server died without closing it.
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
     # History before this turn index is forgotten (``session.reset``).
     history_start_index = models.PositiveIntegerField(default=0)
 
@@ -70,7 +73,15 @@ class Turn(models.Model):
     session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="turns")
     index = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+
+    class Transport(models.TextChoices):
+        WEBSOCKET = "websocket", "WebSocket"
+        REST = "rest", "HTTP fallback"
+
     input_kind = models.CharField(max_length=8, choices=InputKind.choices, default=InputKind.VOICE)
+    transport = models.CharField(
+        max_length=16, choices=Transport.choices, default=Transport.WEBSOCKET
+    )
     transcript = models.TextField(blank=True)
     reply = models.TextField(blank=True, help_text="Everything the assistant generated.")
     reply_heard = models.TextField(
@@ -96,6 +107,8 @@ class Turn(models.Model):
     first_audio_ms = models.FloatField(null=True, blank=True)
     total_ms = models.FloatField(null=True, blank=True)
     providers = models.JSONField(default=dict, blank=True)
+    #: Knowledge-base passages the reply was grounded in, best first (``reply.done``).
+    sources = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -146,6 +159,12 @@ class RateLimitPolicy(models.Model):
     max_session_seconds = models.PositiveIntegerField()
     idle_timeout_seconds = models.PositiveIntegerField()
     turns_per_day = models.PositiveIntegerField()
+    audio_minutes_per_day = models.PositiveIntegerField(
+        default=60, help_text="Minutes of user audio (speech sent in) per day."
+    )
+    max_concurrent_sessions = models.PositiveIntegerField(
+        default=3, help_text="Sessions one user may have connected at the same time."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -160,3 +179,35 @@ class RateLimitPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"Limits for {self.user}" if self.user_id else "Default limits"
+
+
+def _turn_audio_path(instance: TurnAudio, filename: str) -> str:
+    return f"turn-audio/{instance.turn.session_id}/{instance.turn_id}-{instance.kind}-{filename}"
+
+
+class TurnAudio(models.Model):
+    """A turn's audio, kept only when the operator turns retention on.
+
+    Files live under ``MEDIA_ROOT`` and are served to staff only, through an
+    authenticated view; ``expires_at`` drives their deletion.
+    """
+
+    class Kind(models.TextChoices):
+        INPUT = "input", "user speech"
+        OUTPUT = "output", "assistant reply"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="audio")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    file = models.FileField(upload_to=_turn_audio_path)
+    content_type = models.CharField(max_length=32, default="audio/wav")
+    seconds = models.FloatField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "kind"], name="turnaudio_one_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.turn}"

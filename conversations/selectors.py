@@ -18,6 +18,8 @@ class Limits:
     max_session_seconds: int
     idle_timeout_seconds: int
     turns_per_day: int
+    audio_minutes_per_day: int
+    max_concurrent_sessions: int
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -36,6 +38,8 @@ def limits_for_user(*, user: AbstractBaseUser) -> Limits:
         max_session_seconds=policy.max_session_seconds,
         idle_timeout_seconds=policy.idle_timeout_seconds,
         turns_per_day=policy.turns_per_day,
+        audio_minutes_per_day=policy.audio_minutes_per_day,
+        max_concurrent_sessions=policy.max_concurrent_sessions,
     )
 
 

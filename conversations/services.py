@@ -80,6 +80,11 @@ def session_open(
     return session, False, limits
 
 
+def session_touch(*, session_id: int) -> None:
+    """The session is still connected (it counts as concurrent while recently seen)."""
+    VoiceSession.objects.filter(pk=session_id).update(last_seen_at=timezone.now())
+
+
 def session_update_config(*, session_id: int, mode: str, config: dict[str, Any]) -> None:
     VoiceSession.objects.filter(pk=session_id).update(mode=mode, config=config)
 
@@ -108,6 +113,7 @@ def turn_create(
     input_kind: str,
     input_audio_seconds: float = 0.0,
     transcript: str = "",
+    transport: str = Turn.Transport.WEBSOCKET,
 ) -> Turn:
     """Queue a new turn, after checking the user's daily turn limit."""
     session = VoiceSession.objects.select_for_update().get(pk=session_id)
@@ -126,6 +132,7 @@ def turn_create(
         input_kind=input_kind,
         input_audio_seconds=round(input_audio_seconds, 3),
         transcript=transcript,
+        transport=transport,
     )
 
 

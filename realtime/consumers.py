@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 BYTES_PER_SECOND = INPUT_RATE * 2
 MIN_UTTERANCE_S = 0.2
+#: How often a connected session refreshes ``last_seen_at`` (concurrent-session quota).
+SESSION_TOUCH_S = 30.0
 
 _warm_lock = threading.Lock()
 _warmed = False
@@ -265,9 +267,13 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         """Idle and session time limits, and the watchdog of the turn in flight."""
         max_session = self.limits.max_session_seconds
         idle = self.limits.idle_timeout_seconds
+        last_touch = time.monotonic()
         while not self.closing:
             await asyncio.sleep(0.25)
             now = time.monotonic()
+            if now - last_touch >= SESSION_TOUCH_S and self.session_id is not None:
+                last_touch = now
+                await database_sync_to_async(services.session_touch)(session_id=self.session_id)
             if now - self.connected_at >= max_session:
                 await self._close_for_time(f"the session reached its limit of {max_session} s")
                 return

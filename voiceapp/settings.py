@@ -254,7 +254,15 @@ RATE_LIMIT_DEFAULTS = {
     "max_session_seconds": env_int("VOICEAPP_MAX_SESSION_SECONDS", 1800),
     "idle_timeout_seconds": env_int("VOICEAPP_IDLE_TIMEOUT_SECONDS", 300),
     "turns_per_day": env_int("VOICEAPP_TURNS_PER_DAY", 500),
+    "audio_minutes_per_day": env_int("VOICEAPP_AUDIO_MINUTES_PER_DAY", 60),
+    "max_concurrent_sessions": env_int("VOICEAPP_MAX_CONCURRENT_SESSIONS", 3),
 }
+
+# Audio retention: off (0 days) unless the operator turns it on. Transcripts are kept
+# either way; audio files live under MEDIA_ROOT and are served to staff only.
+AUDIO_RETENTION_DAYS = env_int("VOICEAPP_AUDIO_RETENTION_DAYS", 0)
+MEDIA_ROOT = Path(env_str("VOICEAPP_MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"  # never routed: retained audio goes through a staff-only view
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
