@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install migrate demo lint bench clean-venv worker
+.PHONY: run test install migrate demo lint bench clean-venv worker browser
 
 $(VENV)/.installed: requirements.txt requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ run: demo
 worker: install
 	$(VENV)/bin/celery -A voiceapp worker -Q voiceapp --concurrency 1 -l info
 
-test: install
+# Debian's Chromium for the browser tests (a registry package; no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	bin/ensure-services
 	$(PY) -m pytest $(PYTEST_ARGS)
 

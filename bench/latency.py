@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -239,6 +240,8 @@ def main() -> int:
     files = sorted(DEV_AUDIO.glob("*.wav"))
     if args.files:
         files = [DEV_AUDIO / name for name in args.files]
+    # A stopped benchmark still removes its database, Redis keys and processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with Stack(log_dir=ROOT / "artifacts" / "bench") as stack:
         rows = asyncio.run(speak_all(stack, stack.token(), files, args.rounds))
     raw = ROOT / "artifacts" / "bench" / "latency-rows.json"
