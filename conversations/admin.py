@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import statistics
 from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import (
     Count,
     DurationField,
@@ -28,11 +32,17 @@ from django.db.models import (
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
+from conversations.admin_actions import delete_session_users_data, delete_users_data
 from conversations.models import RateLimitPolicy, Turn, VoiceSession
+from conversations.ratelimits import (
+    SESSION_SEEN_WINDOW,
+    seconds_until_tomorrow,
+    usage_annotations,
+)
 
 EMPTY = "—"
 _GREY, _BLUE = "#4b5563", "#1d4ed8"
@@ -170,8 +180,11 @@ class VoiceSessionAdmin(ViewOnlyMixin, StatusBadgeMixin, admin.ModelAdmin):
         "turn_count",
         "error_count",
         "median_first_audio",
+        "review_link",
     )
     list_select_related = ("user",)
+    # The session page's "Review conversation" button: admin/conversations/voicesession/.
+    actions = (delete_session_users_data,)
     list_filter = ("status", "mode", ("user", admin.RelatedOnlyFieldListFilter), "started_at")
     date_hierarchy = "started_at"
     search_fields = ("user__username", "turns__transcript")
@@ -218,6 +231,11 @@ class VoiceSessionAdmin(ViewOnlyMixin, StatusBadgeMixin, admin.ModelAdmin):
         values = [turn.first_audio_ms for turn in getattr(obj, "timed_turns", [])]
         return ms(statistics.median(values)) if values else EMPTY
 
+    @admin.display(description="review")
+    def review_link(self, obj: VoiceSession) -> SafeString:
+        url = reverse("voiceapp_session_review", args=[obj.pk])
+        return format_html('<a href="{}">Review</a>', url)
+
 
 @admin.register(Turn)
 class TurnAdmin(ViewOnlyMixin, TimingColumnsMixin, admin.ModelAdmin):
@@ -263,49 +281,138 @@ class TurnAdmin(ViewOnlyMixin, TimingColumnsMixin, admin.ModelAdmin):
         return str(obj.session.user)
 
 
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class VoiceappUserAdmin(UserAdmin):
+    """The stock user admin plus deleting a user's conversations (privacy requests)."""
+
+    actions = (delete_users_data,)
+
+    def has_voice_data_delete_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.delete_voicesession")
+
+
 @admin.register(RateLimitPolicy)
 class RateLimitPolicyAdmin(admin.ModelAdmin):
-    limits = ("sessions_per_hour", "max_session_seconds", "idle_timeout_seconds", "turns_per_day")
-    list_display = ("applies_to", *limits, "sessions_last_hour", "turns_today", "updated_at")
+    """The default policy and per-user overrides; an override shows its user's usage now.
+
+    A quota cell reads "used of limit", counted in the same windows as the checks
+    (``conversations.ratelimits``) and annotated as subqueries: one query per page.
+    """
+
+    counted = (
+        "sessions_per_hour",
+        "max_concurrent_sessions",
+        "turns_per_day",
+        "audio_minutes_per_day",
+    )
+    timed = ("max_session_seconds", "idle_timeout_seconds")
+    list_display = (
+        "applies_to",
+        "sessions_hour",
+        "connected_now",
+        "turns_today",
+        "audio_today",
+        "session_length",
+        "idle_timeout",
+        "updated_at",
+    )
     list_display_links = ("applies_to",)
     list_select_related = ("user",)
     autocomplete_fields = ("user",)
     search_fields = ("user__username",)
     ordering = (F("user__username").asc(nulls_first=True),)
-    readonly_fields = ("sessions_last_hour", "turns_today")
+    readonly_fields = ("current_usage",)
     fieldsets = (
         (None, {"fields": ("user",)}),
-        ("Limits", {"fields": limits}),
+        (
+            "Quotas",
+            {
+                "fields": counted,
+                "description": (
+                    "Sessions per hour: a rolling hour; resuming a session is not a new one. "
+                    "Concurrent sessions: open and seen in the last "
+                    f"{SESSION_SEEN_WINDOW.seconds} s. Turns and audio minutes per day: "
+                    "from midnight (TIME_ZONE)."
+                ),
+            },
+        ),
+        ("Time limits of one session (seconds)", {"fields": timed}),
         ("Current usage", {"fields": readonly_fields}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RateLimitPolicy]:
-        now = timezone.now()
-        midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        recent = VoiceSession.objects.filter(
-            user=OuterRef("user"), started_at__gte=now - timedelta(hours=1)
-        )
-        today = Turn.objects.filter(session__user=OuterRef("user"), created_at__gte=midnight)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(n_recent_sessions=count_of(recent), n_turns_today=count_of(today))
-        )
+        usage = usage_annotations(user=OuterRef("user"), now=timezone.now())
+        return super().get_queryset(request).annotate(**usage)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A new override starts from the default's values: staff change only what differs."""
+        default = RateLimitPolicy.objects.filter(user__isnull=True).first()
+        base = settings.RATE_LIMIT_DEFAULTS
+        start = {name: getattr(default, name) if default else base[name] for name in base}
+        return {**start, **super().get_changeform_initial_data(request)}
 
     @admin.display(description="applies to", ordering="user__username")
     def applies_to(self, obj: RateLimitPolicy) -> str:
         return str(obj.user) if obj.user_id else "Default (everyone else)"
 
-    @admin.display(description="sessions in the last hour")
-    def sessions_last_hour(self, obj: RateLimitPolicy) -> str:
-        return self._usage(obj, getattr(obj, "n_recent_sessions", None), obj.sessions_per_hour)
+    @admin.display(description="sessions / hour", ordering="sessions_per_hour")
+    def sessions_hour(self, obj: RateLimitPolicy) -> SafeString:
+        return self._cell(obj, getattr(obj, "used_sessions_hour", None), obj.sessions_per_hour)
 
-    @admin.display(description="turns today")
-    def turns_today(self, obj: RateLimitPolicy) -> str:
-        return self._usage(obj, getattr(obj, "n_turns_today", None), obj.turns_per_day)
+    @admin.display(description="connected now", ordering="max_concurrent_sessions")
+    def connected_now(self, obj: RateLimitPolicy) -> SafeString:
+        used = getattr(obj, "used_sessions_connected", None)
+        return self._cell(obj, used, obj.max_concurrent_sessions)
+
+    @admin.display(description="turns today", ordering="turns_per_day")
+    def turns_today(self, obj: RateLimitPolicy) -> SafeString:
+        return self._cell(obj, getattr(obj, "used_turns_today", None), obj.turns_per_day)
+
+    @admin.display(description="audio minutes today", ordering="audio_minutes_per_day")
+    def audio_today(self, obj: RateLimitPolicy) -> SafeString:
+        seconds = getattr(obj, "used_audio_seconds_today", None)
+        used = None if seconds is None else round(seconds / 60, 1)
+        return self._cell(obj, used, obj.audio_minutes_per_day)
+
+    @admin.display(description="max session", ordering="max_session_seconds")
+    def session_length(self, obj: RateLimitPolicy) -> str:
+        return duration_text(timedelta(seconds=obj.max_session_seconds))
+
+    @admin.display(description="idle timeout", ordering="idle_timeout_seconds")
+    def idle_timeout(self, obj: RateLimitPolicy) -> str:
+        return duration_text(timedelta(seconds=obj.idle_timeout_seconds))
+
+    @admin.display(description="current usage")
+    def current_usage(self, obj: RateLimitPolicy) -> str:
+        if obj.pk is None:
+            return "Shown once the policy is saved."
+        if not obj.user_id:
+            return (
+                "The default applies to every user without a policy of their own. Usage is "
+                "counted per user: each user's policy shows theirs."
+            )
+        rows = (
+            (self.sessions_hour(obj), "sessions started in the last hour"),
+            (self.connected_now(obj), "sessions connected now"),
+            (self.turns_today(obj), "turns today"),
+            (self.audio_today(obj), "minutes of audio today"),
+        )
+        items = format_html_join("", "<li>{} {}</li>", rows)
+        reset = duration_text(timedelta(seconds=int(seconds_until_tomorrow(timezone.now()))))
+        return format_html("<ul>{}</ul>Daily counts restart at midnight, in {}.", items, reset)
 
     @staticmethod
-    def _usage(obj: RateLimitPolicy, used: int | None, limit: int | None) -> str:
+    def _cell(obj: RateLimitPolicy, used: float | None, limit: int) -> SafeString:
+        """Reads "2 of 5", red once used up; the default policy counts nothing itself."""
         if not obj.user_id or used is None:
-            return EMPTY
-        return f"{used} of {limit}" if limit is not None else str(used)
+            return format_html('<span title="counted per user">{}</span> of {}', EMPTY, limit)
+        if used >= limit:
+            return format_html(
+                '<strong style="color:#b91c1c">{} of {}</strong>', f"{used:g}", limit
+            )
+        return format_html("{} of {}", f"{used:g}", limit)

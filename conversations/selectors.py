@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.utils import timezone
+from django.db.models import Count, Prefetch, QuerySet
 
 from conversations.models import RateLimitPolicy, Turn, VoiceSession
+from voiceapp.errors import SessionNotFound
 
 
 @dataclass(frozen=True)
@@ -43,19 +43,6 @@ def limits_for_user(*, user: AbstractBaseUser) -> Limits:
     )
 
 
-def sessions_started_since(*, user: AbstractBaseUser, since: timedelta) -> list[VoiceSession]:
-    return list(
-        VoiceSession.objects.filter(user=user, started_at__gte=timezone.now() - since)
-        .order_by("started_at")
-        .only("id", "started_at")
-    )
-
-
-def turns_today_count(*, user: AbstractBaseUser) -> int:
-    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Turn.objects.filter(session__user=user, created_at__gte=start).count()
-
-
 def history_messages(*, session_id: int, before_index: int, limit: int) -> list[dict[str, str]]:
     """The last ``limit`` exchanges as chat messages, holding only what the user heard.
 
@@ -82,3 +69,25 @@ def history_messages(*, session_id: int, before_index: int, limit: int) -> list[
         if heard:
             messages.append({"role": "assistant", "content": heard})
     return messages
+
+
+def sessions_of_user(*, user: AbstractBaseUser) -> QuerySet[VoiceSession]:
+    """The user's own sessions, newest first, each with ``turn_count`` (REST list)."""
+    return (
+        VoiceSession.objects.filter(user=user)
+        .annotate(turn_count=Count("turns"))
+        .order_by("-started_at", "-id")
+    )
+
+
+def session_of_user(*, user: AbstractBaseUser, session_id: int) -> VoiceSession:
+    """One of the user's sessions with its turns; someone else's is ``SessionNotFound`` too."""
+    session = (
+        sessions_of_user(user=user)
+        .prefetch_related(Prefetch("turns", queryset=Turn.objects.order_by("index")))
+        .filter(pk=session_id)
+        .first()
+    )
+    if session is None:
+        raise SessionNotFound(f"session {session_id} does not exist")
+    return session

@@ -7,30 +7,19 @@ Plain functions with keyword-only arguments, called from the consumer (through
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from conversations.models import Turn, VoiceSession
-from conversations.selectors import (
-    Limits,
-    limits_for_user,
-    sessions_started_since,
-    turns_today_count,
-)
-from voiceapp.errors import RateLimited, SessionForbidden, SessionNotFound
+from conversations.ratelimits import quota_check_session_open, quota_check_turn
+from conversations.selectors import Limits
+from voiceapp.errors import SessionForbidden, SessionNotFound
 
 logger = logging.getLogger(__name__)
-
-
-def _lock_user(user: AbstractBaseUser) -> None:
-    """Serialise quota checks of one user: two sessions opening at once wait in line."""
-    get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
 
 
 @transaction.atomic
@@ -42,38 +31,44 @@ def session_open(
     client_info: dict[str, Any],
     resume_id: int | None = None,
 ) -> tuple[VoiceSession, bool, Limits]:
-    """Create a session or resume one of the user's own; enforce the hourly session limit.
+    """Create a session or resume one of the user's own, within the user's quotas.
 
     Returns ``(session, resumed, limits)``. Someone else's session id raises
-    ``SessionForbidden``; an unknown one ``SessionNotFound``.
+    ``SessionForbidden``; an unknown one ``SessionNotFound``; a full quota
+    ``RateLimited``. Resuming counts against concurrent sessions but not against sessions
+    per hour (``quota_check_session_open``). The quota check locks the user first, then
+    the session row is locked: the same order as ``turn_create``, so they cannot deadlock.
     """
-    limits = limits_for_user(user=user)
     if resume_id is not None:
-        session = VoiceSession.objects.select_for_update().filter(pk=resume_id).first()
-        if session is None:
+        owner = VoiceSession.objects.filter(pk=resume_id).values_list("user_id", flat=True)
+        owner_id = owner.first()
+        if owner_id is None:
             raise SessionNotFound(f"session {resume_id} does not exist")
-        if session.user_id != user.pk:
+        if owner_id != user.pk:
             raise SessionForbidden(f"session {resume_id} does not exist")
+    limits = quota_check_session_open(user=user, resume_id=resume_id)
+    if resume_id is not None:
+        session = VoiceSession.objects.select_for_update().get(pk=resume_id)
         session.status = VoiceSession.Status.ACTIVE
         session.ended_at = None
         session.end_reason = ""
+        session.last_seen_at = timezone.now()
         session.mode = mode
         session.config = config
         session.client_info = client_info
         session.save(
-            update_fields=["status", "ended_at", "end_reason", "mode", "config", "client_info"]
+            update_fields=[
+                "status",
+                "ended_at",
+                "end_reason",
+                "last_seen_at",
+                "mode",
+                "config",
+                "client_info",
+            ]
         )
         return session, True, limits
 
-    _lock_user(user)
-    recent = sessions_started_since(user=user, since=timedelta(hours=1))
-    if len(recent) >= limits.sessions_per_hour:
-        oldest = recent[0].started_at
-        retry_after = (oldest + timedelta(hours=1) - timezone.now()).total_seconds()
-        raise RateLimited(
-            f"at most {limits.sessions_per_hour} sessions per hour",
-            retry_after=int(retry_after) + 1,
-        )
     session = VoiceSession.objects.create(
         user=user, mode=mode, config=config, client_info=client_info
     )
@@ -115,16 +110,12 @@ def turn_create(
     transcript: str = "",
     transport: str = Turn.Transport.WEBSOCKET,
 ) -> Turn:
-    """Queue a new turn, after checking the user's daily turn limit."""
+    """Queue a new turn within the user's daily turn and audio quotas (both transports).
+
+    The quota check locks the user before the session row is locked (see ``session_open``).
+    """
+    quota_check_turn(user=user, audio_seconds=input_audio_seconds)
     session = VoiceSession.objects.select_for_update().get(pk=session_id)
-    limits = limits_for_user(user=user)
-    if turns_today_count(user=user) >= limits.turns_per_day:
-        now = timezone.now()
-        tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        raise RateLimited(
-            f"at most {limits.turns_per_day} turns per day",
-            retry_after=int((tomorrow - now).total_seconds()) + 1,
-        )
     last = session.turns.aggregate(last=Max("index"))["last"]
     return Turn.objects.create(
         session=session,

@@ -150,6 +150,7 @@ class VoiceClient:
     ) -> TurnResult:
         """Speak (or type) one turn and collect everything the server sends for it."""
         result = TurnResult()
+        self._audio_sent_at = None
         receiver = asyncio.create_task(self._collect(result, timeout))
         try:
             if text is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ from realtime.protocol import (
     parse_query_config,
     server_event,
 )
+from realtime.providers.registry import warm_up_in_background
 from realtime.store import get_turn_store
 from realtime.vad import (
     SpeechSegmenter,
@@ -55,21 +55,6 @@ BYTES_PER_SECOND = INPUT_RATE * 2
 MIN_UTTERANCE_S = 0.2
 #: How often a connected session refreshes ``last_seen_at`` (concurrent-session quota).
 SESSION_TOUCH_S = 30.0
-
-_warm_lock = threading.Lock()
-_warmed = False
-
-
-def _warm_up_in_background() -> None:
-    """Embedded default: load the models in this process once, off the event loop."""
-    global _warmed
-    with _warm_lock:
-        if _warmed or not settings.VOICE["PRELOAD"]:
-            return
-        _warmed = True
-    from realtime.providers.registry import warm_up
-
-    threading.Thread(target=warm_up, name="voiceapp-warm-up", daemon=True).start()
 
 
 @dataclass
@@ -139,7 +124,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         self.limits: Any = None
         if settings.EMBEDDED:
             worker_loop.register_server_loop(asyncio.get_running_loop())
-            _warm_up_in_background()
+            warm_up_in_background()
 
         query = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
         try:

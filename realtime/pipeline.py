@@ -28,6 +28,7 @@ from realtime.clauses import ClauseSplitter
 from realtime.errors import StageError, StageTimeout
 from realtime.providers.base import LanguageModel, SpeechToText, TextToSpeech
 from realtime.providers.registry import get_provider, providers_description
+from realtime.recording import TurnRecorder
 from realtime.store import TurnStore, get_turn_store
 from voiceapp.errors import AppError, ErrorCode
 
@@ -146,6 +147,8 @@ class TurnRunner:
         self.first_clause_spoken = asyncio.Event()
         #: Database writes off the critical path, awaited before the turn is stored.
         self.background: list[asyncio.Task[Any]] = []
+        #: A copy of the audio for review, only when audio retention is on (else None).
+        self.recorder = TurnRecorder.start(utterance=audio)
 
     async def run(self) -> None:
         # The history does not depend on the transcript: read it while STT runs.
@@ -302,6 +305,8 @@ class TurnRunner:
             duration_ms=round(duration_ms, 1),
         )
         self.offset_ms += duration_ms
+        if self.recorder is not None:
+            self.recorder.keep_reply(chunk, rate)
         if "tts_first_audio_ms" not in self.outcome.timings:
             self.outcome.timings["tts_first_audio_ms"] = _ms(clause_start)
             self.first_clause_spoken.set()
@@ -363,6 +368,9 @@ async def turn_run(
         watcher.cancel()
     await runner.settle()
     await _finish(turn_id, sink, outcome)
+    if runner.recorder is not None:
+        # After the turn is stored and the client told: review audio never delays a reply.
+        await runner.recorder.save(turn_id)
     return outcome
 
 
@@ -398,10 +406,7 @@ async def _finish(turn_id: int, sink: TurnSink, outcome: TurnOutcome) -> None:
         error_code=str(error.code) if error else None,
         error_message=error.message if error else None,
         output_audio_seconds=outcome.output_audio_seconds,
-        **{
-            name: outcome.timings.get(name)
-            for name in ("stt_ms", "llm_first_token_ms", "llm_ms", "tts_first_audio_ms")
-        },
+        **{name: outcome.timings.get(name) for name in WORKER_TIMINGS},
     )
     data: dict[str, Any] = {"status": str(outcome.status), "timings": outcome.timings}
     if error is not None:

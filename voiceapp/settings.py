@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "conversations",
     "realtime",
@@ -168,6 +170,34 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "voiceapp.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Voiceapp API",
+    "VERSION": "1",
+    "DESCRIPTION": (
+        "REST side of the voice protocol (../shared/PROTOCOL.md, version 1): JWT login, "
+        "the HTTP fallback for one voice turn, and the user's own sessions. Every error is "
+        '`{"code","message"}` with a stable code. The real-time path is the WebSocket '
+        "`/ws/voice/`, which OpenAPI cannot describe."
+    ),
+    "SERVE_AUTHENTICATION": [],  # the schema is public; a stale token must not 401 it
+    "COMPONENT_SPLIT_REQUEST": True,  # multipart upload fields stay binary in requests
+    # Swagger UI's files come from the drf-spectacular-sidecar wheel: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ErrorCodeEnum": "conversations.api_schema.ERROR_CODES",
+        "AudioFormatEnum": "realtime.protocol.OUTPUT_FORMATS",
+        "SessionModeEnum": "conversations.models.VoiceSession.Mode",
+        "SessionStatusEnum": "conversations.models.VoiceSession.Status",
+        "TurnStatusEnum": "conversations.models.Turn.Status",
+        "TurnResultStatusEnum": ["completed"],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "conversations.api_schema.error_bodies_hook",
+    ],
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 30)),
@@ -234,6 +264,7 @@ VOICE = {
     "MAX_FRAME_BYTES": env_int("VOICEAPP_MAX_FRAME_BYTES", 64 * 1024),
     "MAX_UTTERANCE_SECONDS": env_int("VOICEAPP_MAX_UTTERANCE_SECONDS", 30),
     "MAX_TEXT_CHARS": env_int("VOICEAPP_MAX_TEXT_CHARS", 2000),
+    "MAX_UPLOAD_BYTES": env_int("VOICEAPP_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
     "AUTH_TIMEOUT_S": env_float("VOICEAPP_AUTH_TIMEOUT_S", 5.0),
     # A running turn with no sign of life for this long failed (the worker died).
     "TURN_STALL_S": env_float("VOICEAPP_TURN_STALL_S", 10.0),
@@ -263,6 +294,10 @@ RATE_LIMIT_DEFAULTS = {
 AUDIO_RETENTION_DAYS = env_int("VOICEAPP_AUDIO_RETENTION_DAYS", 0)
 MEDIA_ROOT = Path(env_str("VOICEAPP_MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"  # never routed: retained audio goes through a staff-only view
+# Expired audio is deleted hourly by the `beat` service (embedded: `purge_expired_audio`).
+CELERY_BEAT_SCHEDULE = {
+    "audio-purge-expired": {"task": "conversations.tasks.audio_purge_task", "schedule": 3600.0},
+}
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -95,3 +95,21 @@ async def _exercise(provider: Provider) -> None:
     elif isinstance(provider, TextToSpeech):
         async for _ in provider.synthesize("Hello."):
             pass
+
+
+_warm_lock = threading.Lock()
+_warm_started = False
+
+
+def warm_up_in_background() -> None:
+    """Embedded default: load the models in this (web) process once, off the event loop.
+
+    Called at the first WebSocket connection or REST turn, so the first answer does not
+    pay for loading; a Celery worker warms up in ``worker_process_init`` instead.
+    """
+    global _warm_started
+    with _warm_lock:
+        if _warm_started or not settings.VOICE["PRELOAD"]:
+            return
+        _warm_started = True
+    threading.Thread(target=warm_up, name="voiceapp-warm-up", daemon=True).start()

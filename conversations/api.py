@@ -1,0 +1,147 @@
+"""REST views: parse, authorise, delegate, reply (PROTOCOL.md "HTTP endpoints").
+
+The turn view stays synchronous on purpose: DRF views are sync, and under daphne
+``async_to_sync`` runs ``http_turn_run`` on the server's own event loop (where the
+channel layer lives), while this request's thread only waits for the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations.api_schema import (
+    SessionDetailSerializer,
+    SessionListSerializer,
+    VoiceTurnFormSerializer,
+    VoiceTurnSerializer,
+    error_responses,
+)
+from conversations.selectors import session_of_user, sessions_of_user
+from realtime.http_turn import DEFAULT_OUTPUT_FORMAT, http_turn_run
+from realtime.protocol import CONFIG_QUERY_KEYS, ProtocolError, SessionConfig
+from voiceapp.errors import BadRequest, ErrorCode, TooLarge
+
+#: Room for the form's other fields and multipart boundaries beside the audio file.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+def _form(request: Request) -> Any:
+    """The parsed form; an oversize body is refused before it is read (413)."""
+    limit = settings.VOICE["MAX_UPLOAD_BYTES"]
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit + FORM_OVERHEAD_BYTES:
+        raise TooLarge(f"the upload may be at most {limit} bytes")
+    try:
+        return request.data
+    except RequestDataTooBig as err:
+        raise TooLarge("the form fields are too large") from err
+    except (TooManyFieldsSent, TooManyFilesSent) as err:
+        raise BadRequest("the form has too many fields") from err
+
+
+class VoiceTurnApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        summary="One voice turn over HTTP (the WebSocket's fallback)",
+        description=(
+            "Send `audio` (a whole recording) or `text`, with the WebSocket's session "
+            "options; get the transcription, the reply text and the spoken reply in one "
+            "answer. Omit `session_id` and every request opens a new session: send it back "
+            "to keep the conversation history. The turn is stored with `transport: rest`."
+        ),
+        tags=["voice"],
+        request={"multipart/form-data": VoiceTurnFormSerializer},
+        examples=[
+            OpenApiExample(
+                "A typed turn",
+                value={"text": "What temperature do eggs need?", "output_format": "mp3"},
+                request_only=True,
+                media_type="multipart/form-data",
+            )
+        ],
+        responses={
+            201: VoiceTurnSerializer,
+            **error_responses(400, 401, 404, 413, 429, 502, 503, 504),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        received_at = time.perf_counter()
+        form = _form(request)
+        unknown = sorted(set(form) - set(VoiceTurnFormSerializer().fields))
+        if unknown:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown field(s): {', '.join(unknown)}")
+        serializer = VoiceTurnFormSerializer(data=form)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload, limit = data.get("audio"), settings.VOICE["MAX_UPLOAD_BYTES"]
+        if upload is not None and upload.size > limit:
+            raise TooLarge(f"the audio file may be at most {limit} bytes")
+        options = {key: data[key] for key in CONFIG_QUERY_KEYS if key in data}
+        config = SessionConfig().updated({"output_format": DEFAULT_OUTPUT_FORMAT, **options})
+        result = async_to_sync(http_turn_run)(
+            user=request.user,
+            config=config,
+            audio=upload.read() if upload is not None else None,
+            text=data.get("text") or None,
+            session_id=data.get("session_id"),
+            client_info={
+                "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+                "ip": request.META.get("REMOTE_ADDR", ""),
+                "transport": "rest",
+            },
+            received_at=received_at,
+        )
+        return Response(result.to_dict(), status=201)
+
+
+class SessionPagination(PageNumberPagination):
+    page_size = 20
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        """An invalid page is the client's mistake (400), not a missing session (404)."""
+        from rest_framework.exceptions import NotFound
+
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound as err:
+            raise BadRequest(f"invalid page: {err.detail}") from err
+
+
+@extend_schema(
+    summary="Your sessions, newest first",
+    tags=["sessions"],
+    responses={200: SessionListSerializer(many=True), **error_responses(400, 401)},
+)
+class SessionListApi(ListAPIView):
+    serializer_class = SessionListSerializer
+    pagination_class = SessionPagination
+
+    def get_queryset(self) -> Any:
+        return sessions_of_user(user=self.request.user)
+
+
+class SessionDetailApi(APIView):
+    @extend_schema(
+        summary="One of your sessions with its turns, transcripts and timings",
+        tags=["sessions"],
+        responses={200: SessionDetailSerializer, **error_responses(401, 404)},
+    )
+    def get(self, request: Request, session_id: int) -> Response:
+        session = session_of_user(user=request.user, session_id=session_id)
+        return Response(SessionDetailSerializer(session).data)
