@@ -194,8 +194,14 @@ class VoiceClient:
                     result.status = "failed"
                     return
             elif kind == "turn.done" and event.get("turn_id") == result.turn_id:
-                if event.get("reason") == "continued":
-                    # The speaker only paused: the server folds this turn into the next.
+                still_speaking = self._audio_sent_at is None
+                if event.get("reason") == "continued" or (
+                    still_speaking and event.get("reason") == "barge-in"
+                ):
+                    # The speaker only paused: the server folded this turn into the next
+                    # one, or its reply started during the pause and the rest of our
+                    # own speech cut it off. Either way the answer to wait for is the
+                    # turn that holds the end of what we say.
                     result.turn_id = None
                     continue
                 result.status = event["status"]

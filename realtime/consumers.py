@@ -447,20 +447,26 @@ class VoiceConsumer(AsyncWebsocketConsumer):
     async def _on_speech_started(self) -> None:
         """The user speaks while a turn is in flight.
 
-        Reply audio already playing: barge-in, the reply stops. No audio yet: the user
+        No reply audio yet, or less than ``CONTINUE_WITHIN_MS`` of it played: the user
         only paused mid-sentence, so the turn is dropped and its audio carried into the
-        next utterance — one question, answered once, with all its words.
+        next utterance — one question, answered once, with all its words. Later than
+        that it is a barge-in: the reply stops and what they say is a new turn.
         """
         turn = self.turn
         if turn is None:
             return
-        if turn.first_audio_at is not None:
-            await self._interrupt_turn(reason="barge-in")
-        elif turn.utterance:
+        played_ms = (
+            0.0
+            if turn.first_audio_at is None
+            else (time.perf_counter() - turn.first_audio_at) * 1000
+        )
+        if turn.utterance and played_ms < self.voice["CONTINUE_WITHIN_MS"]:
             carry = turn.utterance
             await self._interrupt_turn(reason="continued")
             if len(carry) < self.voice["MAX_UTTERANCE_SECONDS"] * BYTES_PER_SECOND // 2:
                 self.carry = carry
+        elif turn.first_audio_at is not None:
+            await self._interrupt_turn(reason="barge-in")
 
     def _decode(self, data: bytes) -> bytes:
         if self.webm is not None:

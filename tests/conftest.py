@@ -11,6 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.tokens import AccessToken
 
+from conversations.models import RateLimitPolicy
 from tests import fakes
 
 FAKE_BACKENDS = {
@@ -50,6 +51,26 @@ def user(db: Any) -> Any:
 @pytest.fixture
 def other_user(db: Any) -> Any:
     return get_user_model().objects.create_user("bob", password="bob-password-1")
+
+
+#: Limits high enough never to stop a test that is not about them.
+GENEROUS_LIMITS = {
+    "sessions_per_hour": 100,
+    "max_session_seconds": 3600,
+    "idle_timeout_seconds": 600,
+    "turns_per_day": 100,
+    "audio_minutes_per_day": 100,
+    "max_concurrent_sessions": 100,
+}
+
+
+def policy_for(user: Any, **limits: int) -> RateLimitPolicy:
+    """A per-user policy: generous, but for the ``limits`` a test is about."""
+    return RateLimitPolicy.objects.create(user=user, **{**GENEROUS_LIMITS, **limits})
+
+
+async def apolicy_for(user: Any, **limits: int) -> RateLimitPolicy:
+    return await database_sync_to_async(policy_for)(user, **limits)
 
 
 def token_for(user: Any) -> str:

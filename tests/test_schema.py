@@ -17,8 +17,7 @@ from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
 
-from conversations.models import RateLimitPolicy
-from tests.conftest import token_for
+from tests.conftest import policy_for, token_for
 from tests.stack import ROOT
 from voiceapp.errors import ErrorCode
 
@@ -135,15 +134,7 @@ schema = schemathesis.openapi.from_wsgi(
 def fuzz_token(django_user_model: Any, fake_stages: Any) -> str:
     """A user whose quotas never stop the fuzzer (each turn without session_id is a session)."""
     user = django_user_model.objects.create_user("fuzz", password="fuzz-password-1")
-    RateLimitPolicy.objects.create(
-        user=user,
-        sessions_per_hour=10_000,
-        max_session_seconds=3600,
-        idle_timeout_seconds=300,
-        turns_per_day=10_000,
-        audio_minutes_per_day=600,
-        max_concurrent_sessions=10_000,
-    )
+    policy_for(user, sessions_per_hour=10_000, turns_per_day=10_000, max_concurrent_sessions=10_000)
     return token_for(user)
 
 

@@ -260,6 +260,9 @@ VOICE = {
     "VAD_MIN_SPEECH_MS": env_int("VOICEAPP_VAD_MIN_SPEECH_MS", 96),
     "VAD_HANGOVER_MS": env_int("VOICEAPP_VAD_HANGOVER_MS", 400),
     "VAD_PREROLL_MS": env_int("VOICEAPP_VAD_PREROLL_MS", 300),
+    # Speech that resumes before this much reply audio played continues the user's
+    # utterance (the turn is folded into the next) instead of interrupting the reply.
+    "CONTINUE_WITHIN_MS": env_int("VOICEAPP_CONTINUE_WITHIN_MS", 1000),
     # Limits at the edge.
     "MAX_FRAME_BYTES": env_int("VOICEAPP_MAX_FRAME_BYTES", 64 * 1024),
     "MAX_UTTERANCE_SECONDS": env_int("VOICEAPP_MAX_UTTERANCE_SECONDS", 30),

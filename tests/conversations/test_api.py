@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from conversations.models import RateLimitPolicy, Turn, VoiceSession
 from realtime.audio import decode_audio_file, read_wav, wav_bytes
-from tests.conftest import token_for
+from tests.conftest import policy_for, token_for
 from tests.helpers import read_pcm
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,15 +70,7 @@ def wav_upload(name: str = SPEECH) -> Any:
 @pytest.fixture
 def generous(user: Any) -> RateLimitPolicy:
     """Quotas out of the way: a REST client without session_id opens a session each time."""
-    return RateLimitPolicy.objects.create(
-        user=user,
-        sessions_per_hour=1000,
-        max_session_seconds=3600,
-        idle_timeout_seconds=300,
-        turns_per_day=1000,
-        audio_minutes_per_day=600,
-        max_concurrent_sessions=1000,
-    )
+    return policy_for(user)
 
 
 @pytest.fixture

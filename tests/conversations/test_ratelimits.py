@@ -26,21 +26,10 @@ from django.utils import timezone
 
 from conversations import ratelimits, services
 from conversations.models import RateLimitPolicy, Turn, VoiceSession
+from tests.conftest import GENEROUS_LIMITS, policy_for
 from voiceapp.errors import RateLimited
 
 ROOT = Path(__file__).resolve().parents[2]
-GENEROUS = {
-    "sessions_per_hour": 100,
-    "max_session_seconds": 3600,
-    "idle_timeout_seconds": 600,
-    "turns_per_day": 100,
-    "audio_minutes_per_day": 100,
-    "max_concurrent_sessions": 100,
-}
-
-
-def make_policy(user: Any, **limits: int) -> RateLimitPolicy:
-    return RateLimitPolicy.objects.create(user=user, **{**GENEROUS, **limits})
 
 
 def open_session(user: Any, resume_id: int | None = None) -> VoiceSession:
@@ -79,7 +68,7 @@ def until_midnight() -> int:
 
 @pytest.mark.django_db
 def test_sessions_per_hour_retry_after_is_when_the_oldest_leaves_the_hour(user: Any) -> None:
-    make_policy(user, sessions_per_hour=3)
+    policy_for(user, sessions_per_hour=3)
     sessions = [open_session(user) for _ in range(3)]
     for session, minutes in zip(sessions, (50, 20, 10), strict=True):
         shift(session, started_at=timedelta(minutes=minutes))
@@ -92,7 +81,7 @@ def test_sessions_per_hour_retry_after_is_when_the_oldest_leaves_the_hour(user: 
 
 @pytest.mark.django_db
 def test_a_lowered_limit_waits_for_enough_sessions_to_leave(user: Any) -> None:
-    policy = make_policy(user, sessions_per_hour=3)
+    policy = policy_for(user, sessions_per_hour=3)
     for minutes, session in zip((50, 20, 10), [open_session(user) for _ in range(3)], strict=True):
         shift(session, started_at=timedelta(minutes=minutes))
     RateLimitPolicy.objects.filter(pk=policy.pk).update(sessions_per_hour=1)
@@ -102,7 +91,7 @@ def test_a_lowered_limit_waits_for_enough_sessions_to_leave(user: Any) -> None:
 
 @pytest.mark.django_db
 def test_concurrent_sessions_count_only_recently_seen_active_sessions(user: Any) -> None:
-    make_policy(user, max_concurrent_sessions=2)
+    policy_for(user, max_concurrent_sessions=2)
     first, second = open_session(user), open_session(user)
     shift(first, last_seen_at=timedelta(seconds=30))
     shift(second, last_seen_at=timedelta(seconds=10))
@@ -117,7 +106,7 @@ def test_concurrent_sessions_count_only_recently_seen_active_sessions(user: Any)
 
 @pytest.mark.django_db
 def test_resume_counts_as_concurrent_but_not_as_a_new_session(user: Any) -> None:
-    make_policy(user, sessions_per_hour=1, max_concurrent_sessions=1)
+    policy_for(user, sessions_per_hour=1, max_concurrent_sessions=1)
     first = open_session(user)
     services.session_close(session_id=first.pk, reason="network")
     assert open_session(user, resume_id=first.pk).pk == first.pk  # the hour is not charged
@@ -134,14 +123,14 @@ def test_resume_counts_as_concurrent_but_not_as_a_new_session(user: Any) -> None
 
 @pytest.mark.django_db
 def test_reconnecting_to_a_session_that_still_looks_connected_is_allowed(user: Any) -> None:
-    make_policy(user, max_concurrent_sessions=1)
+    policy_for(user, max_concurrent_sessions=1)
     dropped = open_session(user)  # its old connection has not noticed the drop yet
     assert open_session(user, resume_id=dropped.pk).pk == dropped.pk
 
 
 @pytest.mark.django_db
 def test_resuming_a_stale_session_makes_it_count_again(user: Any) -> None:
-    make_policy(user, max_concurrent_sessions=1)
+    policy_for(user, max_concurrent_sessions=1)
     stale = open_session(user)
     shift(stale, last_seen_at=timedelta(minutes=10))
     open_session(user, resume_id=stale.pk)
@@ -153,7 +142,7 @@ def test_resuming_a_stale_session_makes_it_count_again(user: Any) -> None:
 
 @pytest.mark.django_db
 def test_turns_per_day_refuses_until_midnight(user: Any) -> None:
-    make_policy(user, turns_per_day=2)
+    policy_for(user, turns_per_day=2)
     add_turn(user)
     add_turn(user)
     err = refused(lambda: add_turn(user))
@@ -163,7 +152,7 @@ def test_turns_per_day_refuses_until_midnight(user: Any) -> None:
 
 @pytest.mark.django_db
 def test_audio_minutes_count_the_new_turns_audio(user: Any) -> None:
-    make_policy(user, audio_minutes_per_day=1)
+    policy_for(user, audio_minutes_per_day=1)
     assert refused(lambda: add_turn(user, 60.5)).retry_after > 0  # alone over the limit
     add_turn(user, 30.0)
     add_turn(user, 30.0)  # exactly the limit
@@ -176,7 +165,7 @@ def test_audio_minutes_count_the_new_turns_audio(user: Any) -> None:
 @pytest.mark.django_db
 def test_continued_turns_are_not_counted_twice(user: Any) -> None:
     """Speech resumed before the reply: the turn's audio moves into the next turn."""
-    make_policy(user, turns_per_day=1, audio_minutes_per_day=1)
+    policy_for(user, turns_per_day=1, audio_minutes_per_day=1)
     paused = add_turn(user, 40.0)
     Turn.objects.filter(pk=paused.pk).update(continued=True)
     add_turn(user, 55.0)  # the 40 s again, plus 15 s more
@@ -188,7 +177,7 @@ def test_continued_turns_are_not_counted_twice(user: Any) -> None:
 @pytest.mark.django_db
 def test_the_day_starts_at_midnight_in_time_zone(user: Any, settings: Any) -> None:
     settings.TIME_ZONE = "Asia/Tokyo"  # UTC+9, no daylight saving time
-    make_policy(user, turns_per_day=1)
+    policy_for(user, turns_per_day=1)
     now = timezone.now()
     midnight = ratelimits.day_start(now)
     assert midnight.utcoffset() == timedelta(hours=9) and midnight <= now
@@ -207,13 +196,13 @@ def test_the_day_starts_at_midnight_in_time_zone(user: Any, settings: Any) -> No
 def test_settings_then_default_row_then_own_policy(
     user: Any, other_user: Any, settings: Any
 ) -> None:
-    settings.RATE_LIMIT_DEFAULTS = {**GENEROUS, "turns_per_day": 1}
+    settings.RATE_LIMIT_DEFAULTS = {**GENEROUS_LIMITS, "turns_per_day": 1}
     add_turn(user)
     assert "1 turns" in refused(lambda: add_turn(user)).message  # settings
-    RateLimitPolicy.objects.create(user=None, **{**GENEROUS, "turns_per_day": 2})
+    RateLimitPolicy.objects.create(user=None, **{**GENEROUS_LIMITS, "turns_per_day": 2})
     add_turn(user)
     assert "2 turns" in refused(lambda: add_turn(user)).message  # the stored default
-    make_policy(user, turns_per_day=3)
+    policy_for(user, turns_per_day=3)
     add_turn(user)
     assert "3 turns" in refused(lambda: add_turn(user)).message  # the user's own
     add_turn(other_user)
@@ -223,7 +212,7 @@ def test_settings_then_default_row_then_own_policy(
 
 @pytest.mark.django_db
 def test_quota_usage_reports_every_quota(user: Any, other_user: Any) -> None:
-    make_policy(user, sessions_per_hour=5, max_concurrent_sessions=3, audio_minutes_per_day=60)
+    policy_for(user, sessions_per_hour=5, max_concurrent_sessions=3, audio_minutes_per_day=60)
     stale, live = open_session(user), open_session(user)
     shift(stale, last_seen_at=timedelta(minutes=5))
     add_turn(user, 90.0, session=live)
@@ -247,9 +236,9 @@ def test_a_check_outside_a_transaction_is_a_bug(user: Any) -> None:
 
 @pytest.mark.django_db
 def test_default_row_is_seeded_from_settings_once(settings: Any) -> None:
-    settings.RATE_LIMIT_DEFAULTS = {**GENEROUS, "audio_minutes_per_day": 7}
+    settings.RATE_LIMIT_DEFAULTS = {**GENEROUS_LIMITS, "audio_minutes_per_day": 7}
     assert ratelimits.ratelimit_default_ensure().audio_minutes_per_day == 7
-    settings.RATE_LIMIT_DEFAULTS = {**GENEROUS, "audio_minutes_per_day": 9}
+    settings.RATE_LIMIT_DEFAULTS = {**GENEROUS_LIMITS, "audio_minutes_per_day": 9}
     assert ratelimits.ratelimit_default_ensure().audio_minutes_per_day == 7
 
 
@@ -258,8 +247,8 @@ def test_default_row_is_seeded_from_settings_once(settings: Any) -> None:
 
 @pytest.mark.django_db
 def test_admin_shows_usage_of_every_quota(admin_client: Any, user: Any) -> None:
-    default = RateLimitPolicy.objects.create(user=None, **GENEROUS)
-    own = make_policy(user, sessions_per_hour=4, max_concurrent_sessions=1, turns_per_day=3)
+    default = RateLimitPolicy.objects.create(user=None, **GENEROUS_LIMITS)
+    own = policy_for(user, sessions_per_hour=4, max_concurrent_sessions=1, turns_per_day=3)
     session = open_session(user)
     add_turn(user, 48.0, session=session)
     changelist = admin_client.get(reverse("admin:conversations_ratelimitpolicy_changelist"))
@@ -278,12 +267,12 @@ def test_admin_shows_usage_of_every_quota(admin_client: Any, user: Any) -> None:
 
 @pytest.mark.django_db
 def test_admin_add_form_starts_from_the_default(admin_client: Any, other_user: Any) -> None:
-    RateLimitPolicy.objects.create(user=None, **{**GENEROUS, "turns_per_day": 77})
+    RateLimitPolicy.objects.create(user=None, **{**GENEROUS_LIMITS, "turns_per_day": 77})
     add = reverse("admin:conversations_ratelimitpolicy_add")
     html = admin_client.get(add).content.decode()
     assert 'name="turns_per_day" value="77"' in html
     assert 'name="max_concurrent_sessions" value="100"' in html
-    form = {**GENEROUS, "user": other_user.pk, "turns_per_day": 5}
+    form = {**GENEROUS_LIMITS, "user": other_user.pk, "turns_per_day": 5}
     assert admin_client.post(add, form).status_code == 302
     assert RateLimitPolicy.objects.get(user=other_user).turns_per_day == 5
 
@@ -342,7 +331,7 @@ def slow_checks() -> Iterator[None]:
 
 def race_quota(user: Any, quota: str) -> list[str]:
     """``RACERS`` requests of one user at once against a quota of 1."""
-    RateLimitPolicy.objects.update_or_create(user=user, defaults={**GENEROUS, quota: 1})
+    RateLimitPolicy.objects.update_or_create(user=user, defaults={**GENEROUS_LIMITS, quota: 1})
     if quota == "turns_per_day":
         sessions = [open_session(user) for _ in range(RACERS)]  # one each: no shared row lock
         return race([partial(add_turn, user, session=session) for session in sessions])

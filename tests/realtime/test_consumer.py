@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations.models import RateLimitPolicy, Turn, VoiceSession
+from conversations.models import Turn, VoiceSession
+from tests.conftest import apolicy_for
 from tests.helpers import read_pcm
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -205,12 +206,56 @@ async def test_barge_in_by_speaking_over_the_reply(
     await client.until("speech.started")
     done = await client.until("turn.done")
     assert done["turn_id"] == first["turn_id"] and done["status"] == "cancelled"
+    assert done["reason"] == "barge-in"
     # The interrupting speech becomes the next turn once the user stops.
     await client.send_audio(SILENCE_1S, frame_ms=20)
     await client.until("speech.stopped")
     started = await client.until("turn.started")
     assert started["turn_id"] != first["turn_id"]
     await client.until("turn.done")
+
+
+async def speak_then_resume(client: Any, fake_stages: Any, *, wait_after_audio_s: float) -> Any:
+    """Say a question, wait for reply audio (plus a while), then speak again."""
+    await client.send_audio(read_pcm("q06_piper.wav") + SILENCE_1S, frame_ms=20)
+    first = await client.until("audio.started")
+    await asyncio.sleep(wait_after_audio_s)
+    await client.send_audio(read_pcm("q03_piper.wav"), frame_ms=20)
+    done = await client.until("turn.done")
+    assert done["turn_id"] == first["turn_id"] and done["status"] == "cancelled"
+    await client.send_audio(SILENCE_1S, frame_ms=20)
+    final = await client.until("turn.done")
+    assert final["status"] == "completed"
+    return done
+
+
+async def test_speech_resuming_early_in_the_reply_continues_the_question(
+    connect: Any, user: Any, fake_stages: Any
+) -> None:
+    """A pause, then more words before a second of reply played: one question, folded."""
+    fake_stages.reply = " ".join(f"Part {n} of a long answer." for n in range(1, 40))
+    fake_stages.token_delay_s = 0.02
+    client = await connect(user)
+    done = await speak_then_resume(client, fake_stages, wait_after_audio_s=0.0)
+    assert done["reason"] == "continued"
+    first_len, second_len = fake_stages.seen_audio_bytes[0], fake_stages.seen_audio_bytes[-1]
+    assert second_len > first_len + len(read_pcm("q03_piper.wav")) * 0.8  # carried audio
+    turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
+    assert turn.continued and turn.interrupted
+
+
+async def test_speech_after_the_continuation_window_is_a_barge_in(
+    connect: Any, user: Any, fake_stages: Any, settings: Any
+) -> None:
+    settings.VOICE = {**settings.VOICE, "CONTINUE_WITHIN_MS": 200}
+    fake_stages.reply = " ".join(f"Part {n} of a long answer." for n in range(1, 40))
+    fake_stages.token_delay_s = 0.02
+    client = await connect(user)
+    done = await speak_then_resume(client, fake_stages, wait_after_audio_s=0.5)
+    assert done["reason"] == "barge-in"
+    assert fake_stages.seen_audio_bytes[-1] < len(read_pcm("q03_piper.wav")) + 3 * 32000
+    turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
+    assert not turn.continued and turn.interrupted
 
 
 async def test_new_text_supersedes_a_turn_in_flight(
@@ -444,19 +489,8 @@ async def test_foreign_origin_is_refused(user: Any, fake_stages: Any) -> None:
 # --- limits ---------------------------------------------------------------------------------------
 
 
-async def make_policy(user: Any, **limits: int) -> None:
-    values = {
-        "sessions_per_hour": 100,
-        "max_session_seconds": 3600,
-        "idle_timeout_seconds": 600,
-        "turns_per_day": 100,
-        **limits,
-    }
-    await database_sync_to_async(RateLimitPolicy.objects.create)(user=user, **values)
-
-
 async def test_sessions_per_hour_closes_4429_with_retry_after(connect: Any, user: Any) -> None:
-    await make_policy(user, sessions_per_hour=1)
+    await apolicy_for(user, sessions_per_hour=1)
     await connect(user)
     client = await connect(user, expect_created=False)
     error = await client.until("error")
@@ -465,7 +499,7 @@ async def test_sessions_per_hour_closes_4429_with_retry_after(connect: Any, user
 
 
 async def test_turns_per_day_refuses_the_turn_not_the_session(connect: Any, user: Any) -> None:
-    await make_policy(user, turns_per_day=1)
+    await apolicy_for(user, turns_per_day=1)
     client = await connect(user)
     assert (await run_text_turn(client))["status"] == "completed"
     await client.send(type="text", text="one more")
@@ -475,7 +509,7 @@ async def test_turns_per_day_refuses_the_turn_not_the_session(connect: Any, user
 
 
 async def test_idle_timeout_closes_4408(connect: Any, user: Any) -> None:
-    await make_policy(user, idle_timeout_seconds=1)
+    await apolicy_for(user, idle_timeout_seconds=1)
     client = await connect(user)
     error = await client.until("error", timeout=5)
     assert error["code"] == "timeout" and error["fatal"]
@@ -483,7 +517,7 @@ async def test_idle_timeout_closes_4408(connect: Any, user: Any) -> None:
 
 
 async def test_session_time_limit_closes_4408(connect: Any, user: Any) -> None:
-    await make_policy(user, max_session_seconds=1)
+    await apolicy_for(user, max_session_seconds=1)
     client = await connect(user)
     await client.send(type="ping", ts=1)
     error = await client.until("error", timeout=5)

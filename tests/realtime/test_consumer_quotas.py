@@ -12,26 +12,14 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from conversations.models import RateLimitPolicy, Turn, VoiceSession
+from conversations.models import Turn, VoiceSession
 from conversations.ratelimits import SESSION_SEEN_WINDOW
 from realtime import consumers
+from tests.conftest import apolicy_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 SILENCE_1S = b"\x00\x00" * 16000
-
-
-async def make_policy(user: Any, **limits: int) -> None:
-    values = {
-        "sessions_per_hour": 100,
-        "max_session_seconds": 3600,
-        "idle_timeout_seconds": 600,
-        "turns_per_day": 100,
-        "audio_minutes_per_day": 100,
-        "max_concurrent_sessions": 100,
-        **limits,
-    }
-    await database_sync_to_async(RateLimitPolicy.objects.create)(user=user, **values)
 
 
 async def assert_refused_at_connect(client: Any, *, within: int) -> dict[str, Any]:
@@ -54,7 +42,7 @@ async def test_the_seen_window_outlasts_a_missed_touch() -> None:
 
 
 async def test_created_event_announces_every_limit(connect: Any, user: Any) -> None:
-    await make_policy(user, audio_minutes_per_day=7, max_concurrent_sessions=2)
+    await apolicy_for(user, audio_minutes_per_day=7, max_concurrent_sessions=2)
     limits = (await connect(user)).session["limits"]
     assert limits["audio_minutes_per_day"] == 7 and limits["max_concurrent_sessions"] == 2
     assert {"sessions_per_hour", "turns_per_day", "max_session_seconds"} <= set(limits)
@@ -63,7 +51,7 @@ async def test_created_event_announces_every_limit(connect: Any, user: Any) -> N
 async def test_concurrent_sessions_close_4429_until_one_disconnects(
     connect: Any, user: Any
 ) -> None:
-    await make_policy(user, max_concurrent_sessions=1)
+    await apolicy_for(user, max_concurrent_sessions=1)
     first = await connect(user)
     second = await connect(user, expect_created=False)
     error = await assert_refused_at_connect(second, within=90)
@@ -73,7 +61,7 @@ async def test_concurrent_sessions_close_4429_until_one_disconnects(
 
 
 async def test_resume_needs_a_free_slot_but_not_the_hourly_quota(connect: Any, user: Any) -> None:
-    await make_policy(user, sessions_per_hour=2, max_concurrent_sessions=1)
+    await apolicy_for(user, sessions_per_hour=2, max_concurrent_sessions=1)
     first = await connect(user)
     session_id = first.session["session_id"]
     await first.ws.disconnect()
@@ -90,7 +78,7 @@ async def test_resume_needs_a_free_slot_but_not_the_hourly_quota(connect: Any, u
 
 
 async def test_audio_minutes_refuse_the_turn_not_the_session(connect: Any, user: Any) -> None:
-    await make_policy(user, audio_minutes_per_day=1)
+    await apolicy_for(user, audio_minutes_per_day=1)
     await spoken_today(user, 59.0)
     client = await connect(user, vad="client")
     await client.send_audio(SILENCE_1S)  # exactly fills the minute
@@ -109,7 +97,7 @@ async def test_a_connected_session_keeps_counting(
     connect: Any, user: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(consumers, "SESSION_TOUCH_S", 0.3)
-    await make_policy(user, max_concurrent_sessions=1)
+    await apolicy_for(user, max_concurrent_sessions=1)
     client = await connect(user)
     long_ago = timezone.now() - timedelta(minutes=10)
     update = VoiceSession.objects.filter(pk=client.session["session_id"]).update
