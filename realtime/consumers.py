@@ -25,7 +25,7 @@ from conversations.models import Turn
 from realtime import loop as worker_loop
 from realtime.audio import INPUT_RATE, StreamResampler, WebmStreamDecoder, make_output_encoder
 from realtime.auth import user_from_token
-from realtime.pipeline import WORKER_TIMINGS
+from realtime.pipeline import delivered_timings
 from realtime.protocol import (
     ClientType,
     CloseCode,
@@ -603,14 +603,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             turn.first_audio_ms = round((turn.first_audio_at - turn.committed_at) * 1000, 1)
 
     def _timings(self, turn: ActiveTurn, worker: dict[str, float]) -> dict[str, float | None]:
-        """The worker's stage timings plus what only the consumer can measure."""
-        timings: dict[str, float | None] = {name: worker.get(name) for name in WORKER_TIMINGS}
-        for name in ("queue_ms", "setup_ms"):  # diagnostics, not stored
-            if name in worker:
-                timings[name] = worker[name]
-        timings["first_audio_ms"] = turn.first_audio_ms
-        timings["total_ms"] = round((time.perf_counter() - turn.committed_at) * 1000, 1)
-        return timings
+        total_ms = round((time.perf_counter() - turn.committed_at) * 1000, 1)
+        return delivered_timings(worker, first_audio_ms=turn.first_audio_ms, total_ms=total_ms)
 
     # --- events from the worker ----------------------------------------------------------
     async def turn_event(self, message: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from conversations import services
 from conversations.models import Turn
 from realtime import loop as worker_loop
 from realtime.audio import BYTES_PER_SECOND, decode_audio_file, make_output_encoder, wav_bytes
-from realtime.pipeline import WORKER_TIMINGS
+from realtime.pipeline import delivered_timings
 from realtime.protocol import ProtocolError, SessionConfig
 from realtime.providers.registry import warm_up_in_background
 from realtime.store import get_turn_store
@@ -332,12 +332,9 @@ class _TurnCollector:
                 _encode, bytes(got.pcm), got.sample_rate, output_format
             )
         worker = finished.get("timings", {})
-        timings: dict[str, float | None] = {name: worker.get(name) for name in WORKER_TIMINGS}
-        for name in ("queue_ms", "setup_ms"):  # diagnostics, not stored (as on the WebSocket)
-            if name in worker:
-                timings[name] = worker[name]
-        timings["first_audio_ms"] = got.first_audio_ms
-        timings["total_ms"] = _ms(self.committed_at)
+        timings = delivered_timings(
+            worker, first_audio_ms=got.first_audio_ms, total_ms=_ms(self.committed_at)
+        )
         await self._record(total_ms=timings["total_ms"])  # type: ignore[arg-type]
         return HttpTurnResult(
             session_id=self.session_id,

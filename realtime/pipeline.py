@@ -44,6 +44,24 @@ WORKER_TIMINGS = (
     "llm_ms",
     "tts_first_audio_ms",
 )
+#: Worker diagnostics passed on to clients but not stored.
+DIAGNOSTIC_TIMINGS = ("queue_ms", "setup_ms")
+
+
+def delivered_timings(
+    worker: dict[str, float], *, first_audio_ms: float | None, total_ms: float
+) -> dict[str, float | None]:
+    """``turn.done.timings``: the worker's stages plus what the receiving side measured.
+
+    The WebSocket consumer and the HTTP fallback both answer with exactly this shape.
+    """
+    timings: dict[str, float | None] = {name: worker.get(name) for name in WORKER_TIMINGS}
+    timings.update({name: worker[name] for name in DIAGNOSTIC_TIMINGS if name in worker})
+    timings["first_audio_ms"] = first_audio_ms
+    timings["total_ms"] = total_ms
+    return timings
+
+
 #: Internal message type on the channel layer; the consumer's handler is ``turn_event``.
 TURN_EVENT = "turn.event"
 

@@ -95,6 +95,19 @@ def month_of_turns(users: list[Any]) -> None:
                 Turn.objects.bulk_create(turns)
 
 
+def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
+    """Save an artifact. Headless Chromium on a loaded 2-core machine now and then answers
+    "Unable to capture screenshot" while it is still compositing; a retry settles it."""
+    for attempt in range(3):
+        try:
+            page.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+            page.wait_for_timeout(500)
+
+
 def test_dashboard_screenshot(
     live_server: Any, transactional_db: Any, django_user_model: Any
 ) -> None:
@@ -112,16 +125,16 @@ def test_dashboard_screenshot(
             page.fill("#id_username", "staffer")
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
-            page.screenshot(path=str(ARTIFACTS / "kpi-admin-index.png"))
+            screenshot(page, "kpi-admin-index.png")
             page.click("text=KPI dashboard")  # the link on the admin index
             page.click("text=Last 30 days")
             page.wait_for_url("**/admin/voiceapp/kpis/?range=30d")
             assert page.locator("svg.kpi-chart").count() == 4
             assert page.locator(".kpi-card.kpi-missed").count() >= 1
-            page.screenshot(path=str(ARTIFACTS / "kpi-dashboard.png"), full_page=True)
+            screenshot(page, "kpi-dashboard.png", full_page=True)
             page.click("text=Last 24 hours")
             page.wait_for_url("**/admin/voiceapp/kpis/?range=24h")
             page.emulate_media(color_scheme="dark")
-            page.screenshot(path=str(ARTIFACTS / "kpi-dashboard-24h-dark.png"), full_page=True)
+            screenshot(page, "kpi-dashboard-24h-dark.png", full_page=True)
         finally:
             browser.close()
