@@ -18,3 +18,25 @@ os.environ.setdefault("DEBUG", "false")
 # database open and pytest-django could not drop it at the end.
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+
+_OWN_TEST_DB = f"test_voiceapp_t{os.getpid()}"
+
+
+def pytest_sessionfinish(session: object, exitstatus: int) -> None:
+    """Drop this run's test database even when pytest-django could not.
+
+    A worker thread that still holds a connection at the very end makes Django's own
+    teardown fail with "database is being accessed by other users"; left alone, every
+    such run would leave a database behind on the shared server.
+    """
+    if f"/voiceapp_t{os.getpid()}" not in os.environ.get("DATABASE_URL", ""):
+        return  # a database the developer chose: not ours to drop
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=5
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_OWN_TEST_DB}" WITH (FORCE)')
+    except Exception as err:  # noqa: BLE001 - cleanup must never fail the run
+        print(f"could not drop {_OWN_TEST_DB}: {err}")
