@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -33,14 +33,8 @@ def limits_for_user(*, user: AbstractBaseUser) -> Limits:
     )
     if policy is None:
         return Limits(**settings.RATE_LIMIT_DEFAULTS)
-    return Limits(
-        sessions_per_hour=policy.sessions_per_hour,
-        max_session_seconds=policy.max_session_seconds,
-        idle_timeout_seconds=policy.idle_timeout_seconds,
-        turns_per_day=policy.turns_per_day,
-        audio_minutes_per_day=policy.audio_minutes_per_day,
-        max_concurrent_sessions=policy.max_concurrent_sessions,
-    )
+    # Every limit is a policy column of the same name: a new quota cannot be forgotten here.
+    return Limits(**{limit.name: getattr(policy, limit.name) for limit in fields(Limits)})
 
 
 def history_messages(*, session_id: int, before_index: int, limit: int) -> list[dict[str, str]]:
