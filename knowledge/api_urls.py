@@ -1,0 +1,3 @@
+"""REST routes of the knowledge base (PROTOCOL.md: /api/knowledge/...)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Embedders: text → L2-normalised float32 vectors, one interface, one module per vendor."""

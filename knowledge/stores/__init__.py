@@ -1,0 +1,1 @@
+"""Vector stores: where chunk vectors are searched, one interface, one module per backend."""
