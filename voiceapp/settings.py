@@ -368,3 +368,7 @@ KNOWLEDGE = {
     # After a failure, searches fail at once for this long instead of each waiting.
     "WEAVIATE_RETRY_AFTER_S": env_float("VOICEAPP_WEAVIATE_RETRY_AFTER_S", 10.0),
 }
+# The API's document status enum gets a name of its own in /api/schema/.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DocumentStatusEnum"] = (
+    "knowledge.models.Document.Status"
+)
