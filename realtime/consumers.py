@@ -55,6 +55,8 @@ BYTES_PER_SECOND = INPUT_RATE * 2
 MIN_UTTERANCE_S = 0.2
 #: How often a connected session refreshes ``last_seen_at`` (concurrent-session quota).
 SESSION_TOUCH_S = 30.0
+#: How long after the last reply byte's playing time a reply still counts as playing.
+PLAYBACK_MARGIN_MS = 300.0
 
 
 @dataclass
@@ -110,6 +112,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         self.session_id: int | None = None
         self.closing = False
         self.turn: ActiveTurn | None = None
+        #: The last completed turn while its audio may still be playing on the client.
+        self.playing: ActiveTurn | None = None
         self.voice = settings.VOICE
         self.store = get_turn_store()
         self.segmenter: SpeechSegmenter | None = None
@@ -368,6 +372,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
     async def _on_cancel(self, message: Any) -> None:
         if self.turn is not None:
             await self._interrupt_turn(reason="cancel", played_ms=message.played_ms)
+        else:
+            await self._truncate_played(reason="cancel", played_ms=message.played_ms)
 
     async def _on_reset(self, message: Any) -> None:
         if self.turn is not None:
@@ -454,6 +460,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         """
         turn = self.turn
         if turn is None:
+            # The reply may be fully sent and still playing: cutting into it is a barge-in.
+            await self._truncate_played(reason="barge-in")
             return
         played_ms = (
             0.0
@@ -585,6 +593,53 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             "turn %s interrupted (%s) after %.0f ms of audio", turn.turn_id, reason, played_ms
         )
 
+    def _still_playing(self) -> ActiveTurn | None:
+        """The completed turn whose audio the client is probably still playing.
+
+        The client plays audio as it arrives, so playback ends about ``sent_audio_ms``
+        after the first byte; a margin covers the client's jitter buffer.
+        """
+        turn = self.playing
+        if turn is None or turn.first_audio_at is None:
+            return None
+        ends_at = turn.first_audio_at + (turn.sent_audio_ms + PLAYBACK_MARGIN_MS) / 1000
+        if time.perf_counter() > ends_at:
+            self.playing = None
+            return None
+        return turn
+
+    async def _truncate_played(self, *, reason: str, played_ms: float | None = None) -> None:
+        """The user cut off a reply that was fully sent but still playing on their side.
+
+        The turn stays ``completed`` (it was answered in full), but it is marked
+        interrupted and keeps only the words that played, so the history holds what the
+        user actually heard. Nothing is sent: the turn's ``turn.done`` went out already.
+        Only an explicit signal counts (``response.cancel``, speech over the reply): a
+        client that hangs up or types on may never have played the audio at all.
+        """
+        turn = self._still_playing()
+        self.playing = None
+        if turn is None:
+            return
+        assert turn.first_audio_at is not None
+        if played_ms is None:
+            played_ms = (time.perf_counter() - turn.first_audio_at) * 1000
+        if played_ms >= turn.sent_audio_ms:
+            return  # the whole reply was heard
+        await database_sync_to_async(services.turn_interrupt)(
+            turn_id=turn.turn_id,
+            reply_heard=turn.heard_text(played_ms),
+            first_audio_ms=None,
+            total_ms=None,
+            output_audio_seconds=played_ms / 1000.0,
+        )
+        logger.info(
+            "turn %s cut off during playback (%s) after %.0f ms of audio",
+            turn.turn_id,
+            reason,
+            played_ms,
+        )
+
     async def _end_audio(self, turn: ActiveTurn, *, flush: bool) -> None:
         """Close the turn's audio: the encoder's tail only when the reply ran to its end."""
         encoder, turn.encoder = turn.encoder, None
@@ -644,6 +699,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
 
     async def _finish_turn(self, turn: ActiveTurn, data: dict[str, Any]) -> None:
         self.turn = None
+        if data["status"] == "completed" and turn.first_audio_at is not None:
+            self.playing = turn
         await self._end_audio(turn, flush=True)
         timings = self._timings(turn, data.get("timings", {}))
         error = data.get("error")

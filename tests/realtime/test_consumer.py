@@ -288,6 +288,51 @@ async def test_disconnect_mid_turn_stores_the_turn_as_interrupted(
     assert session.status == VoiceSession.Status.CLOSED and session.ended_at is not None
 
 
+async def test_cancel_while_a_fully_sent_reply_still_plays_keeps_only_the_heard_part(
+    connect: Any, user: Any, fake_stages: Any
+) -> None:
+    """The whole reply was sent (turn.done) but the client is still playing it."""
+    client = await connect(user)
+    done = await run_text_turn(client, "how warm for eggs")
+    assert done["status"] == "completed"
+    await client.send(type="response.cancel", played_ms=1000)
+    await assert_serves(client)
+    turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
+    assert turn.status == Turn.Status.COMPLETED and turn.interrupted
+    assert turn.reply_heard and fake_stages.reply.startswith(turn.reply_heard)
+    assert len(turn.reply_heard.split()) < len(turn.reply.split())
+    assert turn.output_audio_seconds == pytest.approx(1.0)
+    await run_text_turn(client, "and then?")
+    assistant = [m["content"] for m in fake_stages.seen_messages[-1] if m["role"] == "assistant"]
+    assert assistant == [turn.reply_heard]
+
+
+async def test_speaking_over_a_fully_sent_reply_is_a_barge_in(
+    connect: Any, user: Any, fake_stages: Any
+) -> None:
+    fake_stages.reply = " ".join(f"Part {n} of a long answer." for n in range(1, 12))
+    client = await connect(user)
+    done = await run_text_turn(client, "talk for a while")
+    await client.send_audio(read_pcm("q03_piper.wav"), frame_ms=20)
+    await client.until("speech.started")
+    await asyncio.sleep(0.2)
+    turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
+    assert turn.status == Turn.Status.COMPLETED and turn.interrupted and not turn.continued
+    assert len(turn.reply_heard.split()) < len(turn.reply.split())
+
+
+async def test_a_reply_heard_to_its_end_is_not_interrupted(
+    connect: Any, user: Any, fake_stages: Any
+) -> None:
+    client = await connect(user)
+    done = await run_text_turn(client)
+    await client.send(type="response.cancel", played_ms=60_000)
+    await assert_serves(client)
+    turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
+    assert turn.status == Turn.Status.COMPLETED and not turn.interrupted
+    assert turn.heard_text == turn.reply
+
+
 # --- stage failures ---------------------------------------------------------------------------
 
 
