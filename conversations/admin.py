@@ -37,7 +37,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from conversations.admin_actions import delete_session_users_data, delete_users_data
-from conversations.models import RateLimitPolicy, Turn, VoiceSession
+from conversations.models import RateLimitPolicy, Turn, VoicePreferences, VoiceSession
 from conversations.ratelimits import (
     SESSION_SEEN_WINDOW,
     seconds_until_tomorrow,
@@ -416,3 +416,14 @@ class RateLimitPolicyAdmin(admin.ModelAdmin):
                 '<strong style="color:#b91c1c">{} of {}</strong>', f"{used:g}", limit
             )
         return format_html("{} of {}", f"{used:g}", limit)
+
+
+@admin.register(VoicePreferences)
+class VoicePreferencesAdmin(admin.ModelAdmin):
+    """What each user chose on the voice page; staff may correct a setting that fails."""
+
+    list_display = ("user", "vad", "voice", "speed", "input_language", "mode", "updated_at")
+    list_filter = ("vad", "mode")
+    search_fields = ("user__username",)
+    autocomplete_fields = ("user",)
+    readonly_fields = ("updated_at",)

@@ -22,14 +22,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.api_schema import (
+    PreferencesAnswerSerializer,
+    PreferencesSerializer,
     SessionDetailSerializer,
     SessionListSerializer,
     VoiceTurnFormSerializer,
     VoiceTurnSerializer,
     error_responses,
 )
-from conversations.selectors import session_of_user, sessions_of_user
+from conversations.selectors import preferences_of_user, session_of_user, sessions_of_user
+from conversations.services import preferences_update
 from realtime.http_turn import DEFAULT_OUTPUT_FORMAT, http_turn_run
+from realtime.options import voice_options
 from realtime.protocol import CONFIG_QUERY_KEYS, ProtocolError, SessionConfig
 from voiceapp.errors import BadRequest, ErrorCode, TooLarge
 
@@ -145,3 +149,41 @@ class SessionDetailApi(APIView):
     def get(self, request: Request, session_id: int) -> Response:
         session = session_of_user(user=request.user, session_id=session_id)
         return Response(SessionDetailSerializer(session).data)
+
+
+class PreferencesApi(APIView):
+    """The signed-in user's voice page settings, with the choices this server offers."""
+
+    @staticmethod
+    def _answer(user: Any) -> Response:
+        return Response({**preferences_of_user(user=user), "options": voice_options()})
+
+    @extend_schema(
+        summary="Your voice settings and the choices this server offers",
+        tags=["voice"],
+        responses={200: PreferencesAnswerSerializer, **error_responses(401)},
+    )
+    def get(self, request: Request) -> Response:
+        return self._answer(request.user)
+
+    @extend_schema(
+        summary="Change some of your voice settings",
+        description=(
+            "Send any subset of the settings; the others keep their value. Each is the "
+            "WebSocket session option of the same name and is checked the same way, and "
+            "against the voices and languages listed in `options`."
+        ),
+        tags=["voice"],
+        request=PreferencesSerializer,
+        responses={200: PreferencesAnswerSerializer, **error_responses(400, 401)},
+    )
+    def put(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise BadRequest("send a JSON object of settings")
+        unknown = sorted(set(request.data) - set(PreferencesSerializer().fields))
+        if unknown:
+            raise BadRequest(f"unknown setting(s): {', '.join(unknown)}")
+        serializer = PreferencesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preferences_update(user=request.user, changes=dict(serializer.validated_data))
+        return self._answer(request.user)

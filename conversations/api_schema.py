@@ -264,3 +264,55 @@ class _TokenRefreshSchema(OpenApiViewExtension):
 
     def view_replacement(self) -> Any:
         return _token_view_with_errors(self.target_class, "A new access token")
+
+
+# --- GET/PUT /api/voice/preferences/ -----------------------------------------------------
+
+
+class PreferencesSerializer(serializers.Serializer):
+    """A user's voice page settings: WebSocket session options of the same names."""
+
+    voice = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Empty: the server default."
+    )
+    speed = serializers.FloatField(required=False, min_value=0.5, max_value=2.0)
+    input_language = serializers.CharField(required=False, max_length=16)
+    output_language = serializers.CharField(required=False, max_length=16)
+    mode = serializers.ChoiceField(choices=VoiceSession.Mode.choices, required=False)
+    vad = serializers.ChoiceField(
+        choices=VAD_MODES,
+        required=False,
+        help_text="`server`: hands-free; `client`: push-to-talk.",
+    )
+
+
+class _ModeOptionSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+    available = serializers.BooleanField()
+    reason = serializers.CharField(required=False)
+
+
+class _ChoiceSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+
+
+class _SpeedRangeSerializer(serializers.Serializer):
+    min = serializers.FloatField()
+    max = serializers.FloatField()
+    step = serializers.FloatField()
+
+
+class VoiceOptionsSerializer(serializers.Serializer):
+    """What this server offers: the TTS backend's voices, the STT model's languages."""
+
+    voices = serializers.ListField(child=serializers.CharField(), help_text="Default first.")
+    languages = serializers.ListField(child=serializers.CharField())
+    speed = _SpeedRangeSerializer()
+    modes = _ModeOptionSerializer(many=True)
+    vad = _ChoiceSerializer(many=True)
+
+
+class PreferencesAnswerSerializer(PreferencesSerializer):
+    options = VoiceOptionsSerializer(read_only=True)

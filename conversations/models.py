@@ -211,3 +211,41 @@ class TurnAudio(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.turn}"
+
+
+class VoicePreferences(models.Model):
+    """A user's voice page settings, applied to each new session the page opens.
+
+    Kept on the server so they follow the user from one browser or device to the next.
+    The values are the WebSocket's session options (PROTOCOL.md), validated the same way.
+    """
+
+    class Vad(models.TextChoices):
+        SERVER = "server", "hands-free (the server hears when you stop)"
+        CLIENT = "client", "push-to-talk"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_preferences"
+    )
+    voice = models.CharField(max_length=64, blank=True, help_text="Empty: the server default.")
+    speed = models.FloatField(default=1.0)
+    input_language = models.CharField(max_length=16, default="en")
+    output_language = models.CharField(max_length=16, default="en")
+    mode = models.CharField(
+        max_length=16, choices=VoiceSession.Mode.choices, default=VoiceSession.Mode.PIPELINE
+    )
+    vad = models.CharField(max_length=8, choices=Vad.choices, default=Vad.SERVER)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    #: The fields a user sets; each is a WebSocket session option of the same name.
+    OPTION_FIELDS = ("voice", "speed", "input_language", "output_language", "mode", "vad")
+
+    class Meta:
+        verbose_name = "voice preferences"
+        verbose_name_plural = "voice preferences"
+
+    def __str__(self) -> str:
+        return f"Voice preferences of {self.user}"
+
+    def options(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.OPTION_FIELDS}

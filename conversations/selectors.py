@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, QuerySet
 
-from conversations.models import RateLimitPolicy, Turn, VoiceSession
+from conversations.models import RateLimitPolicy, Turn, VoicePreferences, VoiceSession
 from voiceapp.errors import SessionNotFound
 
 
@@ -85,3 +85,9 @@ def session_of_user(*, user: AbstractBaseUser, session_id: int) -> VoiceSession:
     if session is None:
         raise SessionNotFound(f"session {session_id} does not exist")
     return session
+
+
+def preferences_of_user(*, user: AbstractBaseUser) -> dict[str, object]:
+    """The user's voice page settings; the defaults until they save any."""
+    preferences = VoicePreferences.objects.filter(user=user).first()
+    return (preferences or VoicePreferences()).options()

@@ -14,10 +14,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from conversations.models import Turn, VoiceSession
+from conversations.models import Turn, VoicePreferences, VoiceSession
 from conversations.ratelimits import quota_check_session_open, quota_check_turn
 from conversations.selectors import Limits
-from voiceapp.errors import SessionForbidden, SessionNotFound
+from voiceapp.errors import BadRequest, SessionForbidden, SessionNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -235,3 +235,23 @@ def turn_fail_if_unfinished(*, turn_id: int, code: str, message: str) -> bool:
         turn.save()
     logger.warning("turn %s failed: %s (%s)", turn_id, code, message)
     return True
+
+
+@transaction.atomic
+def preferences_update(*, user: AbstractBaseUser, changes: dict[str, Any]) -> VoicePreferences:
+    """Save some of a user's voice page settings; the others keep their value.
+
+    Values are checked exactly as the WebSocket checks session options, and against
+    the voices and languages this server offers (``realtime.options``).
+    """
+    from realtime.options import options_validate
+
+    unknown = sorted(set(changes) - set(VoicePreferences.OPTION_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown setting(s): {', '.join(unknown)}")
+    clean = options_validate(changes)
+    preferences, _ = VoicePreferences.objects.select_for_update().get_or_create(user=user)
+    for name, value in clean.items():
+        setattr(preferences, name, value)
+    preferences.save()
+    return preferences

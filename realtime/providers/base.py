@@ -38,7 +38,15 @@ class Provider(ABC):  # noqa: B024 - the stage interfaces below are the abstract
         return {"name": self.name}
 
 
+#: Languages a multilingual speech-to-text model is offered in on the voice page.
+MULTILINGUAL = ("en", "de", "es", "fr", "it", "nl", "pt", "pl", "sv", "ja", "zh")
+
+
 class SpeechToText(Provider):
+    def languages(self) -> tuple[str, ...]:
+        """Language codes ``transcribe`` accepts (the voice page's language choices)."""
+        return ("en",)
+
     @abstractmethod
     async def transcribe(self, audio: bytes, *, language: str = "en") -> Transcript:
         """Transcribe PCM16 little-endian mono 16 kHz audio."""
@@ -55,6 +63,10 @@ class LanguageModel(Provider):
 class TextToSpeech(Provider):
     #: Sample rate of the PCM16 mono audio that ``synthesize`` yields.
     sample_rate: int = 22050
+
+    def voices(self) -> tuple[str, ...]:
+        """Voice names ``synthesize`` accepts, the default first (the page's choices)."""
+        return ()
 
     @abstractmethod
     def synthesize(self, text: str, *, voice: str = "", speed: float = 1.0) -> AsyncIterator[bytes]:

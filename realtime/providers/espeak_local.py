@@ -26,6 +26,8 @@ _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _PARAM_RATE = 1
 _DEFAULT_WPM = 175
+#: English voices of espeak-ng offered on the voice page (any espeak-ng name also works).
+ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-029")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
 _SynthCallback = ctypes.CFUNCTYPE(
@@ -93,6 +95,9 @@ class EspeakTTS(TextToSpeech):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "voice": self.default_voice}
+
+    def voices(self) -> tuple[str, ...]:
+        return (self.default_voice, *(v for v in ESPEAK_VOICES if v != self.default_voice))
 
     def synthesize(self, text: str, *, voice: str = "", speed: float = 1.0) -> AsyncIterator[bytes]:
         self.load()

@@ -28,7 +28,13 @@ from realtime.errors import (
     StageTimeout,
     TextToSpeechError,
 )
-from realtime.providers.base import LanguageModel, SpeechToText, TextToSpeech, Transcript
+from realtime.providers.base import (
+    MULTILINGUAL,
+    LanguageModel,
+    SpeechToText,
+    TextToSpeech,
+    Transcript,
+)
 
 try:  # the transport under the SDK: mid-stream read errors are not wrapped by it
     import httpx2 as _http
@@ -109,9 +115,18 @@ class _OpenAIProvider:
         return client
 
 
+#: The built-in voices of OpenAI's speech endpoint.
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
+)  # fmt: skip
+
+
 class OpenAISTT(_OpenAIProvider, SpeechToText):
     model_key = "OPENAI_STT_MODEL"
     error = SpeechToTextError
+
+    def languages(self) -> tuple[str, ...]:
+        return MULTILINGUAL
 
     async def transcribe(self, audio: bytes, *, language: str = "en") -> Transcript:
         if len(audio) < MIN_AUDIO_BYTES:
@@ -167,6 +182,9 @@ class OpenAITTS(_OpenAIProvider, TextToSpeech):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "voice": self.voice}
+
+    def voices(self) -> tuple[str, ...]:
+        return (self.voice, *(v for v in OPENAI_VOICES if v != self.voice))
 
     async def synthesize(
         self, text: str, *, voice: str = "", speed: float = 1.0

@@ -36,6 +36,9 @@ class PiperTTS(TextToSpeech):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "voice": self.default_voice}
 
+    def voices(self) -> tuple[str, ...]:
+        return (self.default_voice, *(v for v in assets.PIPER_VOICES if v != self.default_voice))
+
     def _voice(self, name: str) -> Any:
         """The loaded ``PiperVoice`` for ``name`` ("" means the default), loaded once."""
         name = name or self.default_voice

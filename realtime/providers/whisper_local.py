@@ -17,7 +17,7 @@ from django.conf import settings
 
 from realtime.errors import SpeechToTextError
 from realtime.providers import assets
-from realtime.providers.base import SpeechToText, Transcript
+from realtime.providers.base import MULTILINGUAL, SpeechToText, Transcript
 
 SAMPLE_RATE = 16_000
 #: Shorter than this is a click or a cough, not a question: Whisper would hallucinate.
@@ -40,6 +40,10 @@ class WhisperSTT(SpeechToText):
         self._model: Any = None
         self._model_dir: Path | None = None
         self._lock = threading.Lock()
+
+    def languages(self) -> tuple[str, ...]:
+        # ".en" models know English only; the others are multilingual.
+        return ("en",) if self.model_name.endswith(".en") else MULTILINGUAL
 
     def load(self) -> None:
         if self._model is not None:
