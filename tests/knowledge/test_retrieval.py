@@ -48,6 +48,14 @@ def test_limit_and_min_score(settings: Any) -> None:
     assert len(knowledge_retrieve("eggs").passages) == 2
 
 
+def test_unset_min_score_is_the_embedders_own(settings: Any, monkeypatch: Any) -> None:
+    document_ingest(name="handbook.md", data=HANDBOOK.encode())
+    settings.KNOWLEDGE = {**settings.KNOWLEDGE, "MIN_SCORE": None}
+    assert knowledge_retrieve("eggs").passages
+    monkeypatch.setattr(HashEmbedder, "default_min_score", 1.5)
+    assert knowledge_retrieve("eggs").passages == []
+
+
 def test_empty_question_or_knowledge_base_costs_no_embedding() -> None:
     assert knowledge_retrieve("anything").passages == []
     document_ingest(name="handbook.md", data=HANDBOOK.encode())
