@@ -33,11 +33,12 @@ run: demo
 worker: install
 	$(VENV)/bin/celery -A voiceapp worker -Q voiceapp --concurrency 1 -l info
 
-# Debian's Chromium for the browser tests (a registry package; no browser download).
+# Debian's Chromium for the browser tests (a registry package; no browser download),
+# and Node.js for the voice page's JavaScript unit tests.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium and nodejs for the browser and JavaScript tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nodejs >/dev/null; }
 
 test: install browser
 	bin/ensure-services

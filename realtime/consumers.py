@@ -572,6 +572,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         played_ms = min(played_ms, turn.sent_audio_ms)
         await self.store.cancel(turn.turn_id)
         timings = self._timings(turn, {})
+        heard = turn.heard_text(played_ms)
         if not self.closing:
             await self._end_audio(turn, flush=False)
             await self._send_event(
@@ -579,12 +580,13 @@ class VoiceConsumer(AsyncWebsocketConsumer):
                 turn_id=turn.turn_id,
                 status="cancelled",
                 reason=reason,
+                reply_heard=heard,
                 timings=timings,
             )
         await database_sync_to_async(services.turn_interrupt)(
             turn_id=turn.turn_id,
             continued=reason == "continued",
-            reply_heard=turn.heard_text(played_ms),
+            reply_heard=heard,
             first_audio_ms=turn.first_audio_ms,
             total_ms=timings["total_ms"],
             output_audio_seconds=played_ms / 1000.0,
@@ -613,7 +615,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
 
         The turn stays ``completed`` (it was answered in full), but it is marked
         interrupted and keeps only the words that played, so the history holds what the
-        user actually heard. Nothing is sent: the turn's ``turn.done`` went out already.
+        user actually heard; ``reply.truncated`` says what was kept (``turn.done`` went
+        out already).
         Only an explicit signal counts (``response.cancel``, speech over the reply): a
         client that hangs up or types on may never have played the audio at all.
         """
@@ -626,12 +629,19 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             played_ms = (time.perf_counter() - turn.first_audio_at) * 1000
         if played_ms >= turn.sent_audio_ms:
             return  # the whole reply was heard
+        heard = turn.heard_text(played_ms)
         await database_sync_to_async(services.turn_interrupt)(
             turn_id=turn.turn_id,
-            reply_heard=turn.heard_text(played_ms),
+            reply_heard=heard,
             first_audio_ms=None,
             total_ms=None,
             output_audio_seconds=played_ms / 1000.0,
+        )
+        await self._send_event(
+            ServerType.REPLY_TRUNCATED,
+            turn_id=turn.turn_id,
+            reply_heard=heard,
+            played_ms=round(played_ms),
         )
         logger.info(
             "turn %s cut off during playback (%s) after %.0f ms of audio",

@@ -39,6 +39,8 @@ class ServerType(StrEnum):
     AUDIO_STARTED = "audio.started"
     AUDIO_DONE = "audio.done"
     TURN_DONE = "turn.done"
+    #: Extension: a completed reply was cut off while it still played (protocol-extensions.md).
+    REPLY_TRUNCATED = "reply.truncated"
     ERROR = "error"
     PONG = "pong"
 

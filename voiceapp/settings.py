@@ -71,6 +71,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "voiceapp.urls"
+# The voice page signs people in; the admin keeps its own login page.
+LOGIN_URL = "voice_login"
+LOGIN_REDIRECT_URL = "voice_page"
 WSGI_APPLICATION = "voiceapp.wsgi.application"
 ASGI_APPLICATION = "voiceapp.asgi.application"
 

@@ -1,54 +1,25 @@
 """The KPI dashboard in a real browser: log in as staff, render, save a screenshot.
 
-Debian's Chromium driven by Playwright's Python wheel (its bundled driver; no browser is
-downloaded). Writes ``artifacts/kpi-dashboard.png`` (30 days) and ``kpi-dashboard-24h-dark.png``
-(hourly, dark theme) and ``kpi-admin-index.png`` (the link) for people to look at. Without
-/usr/bin/chromium the test fails under CI (``CI=true``), so a missing install step is
-caught, and is skipped elsewhere.
+Debian's Chromium driven by Playwright (``tests/browser.py``). Writes
+``artifacts/kpi-dashboard.png`` (30 days), ``kpi-dashboard-24h-dark.png`` (hourly, dark
+theme) and ``kpi-admin-index.png`` (the link) for people to look at.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
 from conversations.models import Turn, VoiceSession
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_browser, screenshot
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PASSWORD = "staff-password-for-the-browser"
 
 pytestmark = pytest.mark.browser
-
-
-def require_browser() -> Any:
-    """Playwright's sync API, or fail (CI) / skip (elsewhere) with the reason."""
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing: apt-get install -y chromium"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        problem = "playwright is not installed: pip install -r requirements.txt"
-    if problem is None:
-        return sync_playwright
-    if os.environ.get("CI") == "true":
-        pytest.fail(problem)
-    pytest.skip(problem)
 
 
 def month_of_turns(users: list[Any]) -> None:
@@ -93,19 +64,6 @@ def month_of_turns(users: list[Any]) -> None:
                         )
                     )
                 Turn.objects.bulk_create(turns)
-
-
-def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
-    """Save an artifact. Headless Chromium on a loaded 2-core machine now and then answers
-    "Unable to capture screenshot" while it is still compositing; a retry settles it."""
-    for attempt in range(3):
-        try:
-            page.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
-            return
-        except Exception:
-            if attempt == 2:
-                raise
-            page.wait_for_timeout(500)
 
 
 def test_dashboard_screenshot(

@@ -176,6 +176,7 @@ async def test_response_cancel_stops_audio_at_once_and_keeps_only_what_was_heard
     await client.until("audio.done")
     done = await client.until("turn.done")
     assert done["status"] == "cancelled"
+    assert fake_stages.reply.startswith(done["reply_heard"])
     audio_at_cancel = len(client.audio)
     # Nothing of the cancelled turn arrives any more: no audio, no events.
     assert await client.ws.receive_nothing(timeout=0.6, interval=0.05)
@@ -296,8 +297,11 @@ async def test_cancel_while_a_fully_sent_reply_still_plays_keeps_only_the_heard_
     done = await run_text_turn(client, "how warm for eggs")
     assert done["status"] == "completed"
     await client.send(type="response.cancel", played_ms=1000)
+    truncated = await client.until("reply.truncated")
+    assert truncated["turn_id"] == done["turn_id"] and truncated["played_ms"] == 1000
     await assert_serves(client)
     turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
+    assert truncated["reply_heard"] == turn.reply_heard
     assert turn.status == Turn.Status.COMPLETED and turn.interrupted
     assert turn.reply_heard and fake_stages.reply.startswith(turn.reply_heard)
     assert len(turn.reply_heard.split()) < len(turn.reply.split())
@@ -328,6 +332,7 @@ async def test_a_reply_heard_to_its_end_is_not_interrupted(
     done = await run_text_turn(client)
     await client.send(type="response.cancel", played_ms=60_000)
     await assert_serves(client)
+    assert "reply.truncated" not in client.types()
     turn = await database_sync_to_async(Turn.objects.get)(pk=done["turn_id"])
     assert turn.status == Turn.Status.COMPLETED and not turn.interrupted
     assert turn.heard_text == turn.reply

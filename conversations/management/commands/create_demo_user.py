@@ -85,8 +85,9 @@ class Command(BaseCommand):
         action = "Created" if created else "Updated"
         self.stdout.write(f"{action} demo user.")
         self.stdout.write(f"Demo user: {username} / password: {password}")
+        self.stdout.write(f"Voice page: {base}/voice/  (sign in with the user above)")
         self.stdout.write(
-            f"Talk to it:  .venv/bin/python -m realtime.client --url {base} "
+            f"Or a client: .venv/bin/python -m realtime.client --url {base} "
             f"--username {username} --password='{password}' --text 'Hello!'"
         )
-        self.stdout.write(f"Admin:      {base}/admin/")
+        self.stdout.write(f"Admin:       {base}/admin/")
