@@ -22,7 +22,7 @@ migrate: install
 	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
 
 demo: migrate
-	DEBUG=$${DEBUG:-true} $(PY) manage.py create_demo_user
+	DEBUG=$${DEBUG:-true} $(PY) manage.py create_demo_user --base-url=http://$(HOST):$(PORT)
 
 # The embedded default: SQLite, in-memory channel layer, in-process Celery, local models.
 run: demo
