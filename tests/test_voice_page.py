@@ -10,24 +10,18 @@ Screenshots of every state go to ``artifacts/voice-page/`` for people to look at
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_browser, screenshot
-from tests.helpers import read_pcm
+from tests.browser import ARTIFACTS, launch, microphone, require_browser, screenshot, sign_in
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.models]
 
 SHOTS = "voice-page"
-MIC_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 @pytest.fixture(scope="module")
@@ -44,44 +38,6 @@ def playwright() -> Iterator[Any]:
     sync_playwright = require_browser()
     with sync_playwright() as driver:
         yield driver
-
-
-def microphone(tmp_path: Path, name: str, *parts: str | float) -> Path:
-    """A 16 kHz WAV of dev speech (by name) and silences (seconds), in order."""
-    pcm = b"".join(
-        b"\0\0" * int(part * 16000) if isinstance(part, float) else read_pcm(f"{part}.wav")
-        for part in parts
-    )
-    path = tmp_path / f"{name}.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(pcm)
-    return path
-
-
-def launch(playwright: Any, mic: Path | None, *, allow_microphone: bool = True) -> Any:
-    args = [*CHROMIUM_ARGS, *MIC_ARGS]
-    if mic is not None:
-        args.append(f"--use-file-for-fake-audio-capture={mic}")
-    if allow_microphone:
-        args.append("--use-fake-ui-for-media-stream")
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-
-
-def sign_in(
-    browser: Any, stack: Stack, *, username: str = "", password: str = "", **context: Any
-) -> Any:
-    page = browser.new_context(base_url=stack.base_url, **context).new_page()
-    page.goto("/voice/")
-    page.wait_for_url("**/voice/login/**")
-    page.fill("#id_username", username or stack.username)
-    page.fill("#id_password", password or stack.password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/voice/")
-    page.wait_for_function("window.voiceapp && voiceapp.state === 'idle'")
-    return page
 
 
 def wait_state(page: Any, state: str, timeout_s: float = 30) -> None:

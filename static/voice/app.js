@@ -71,6 +71,8 @@ const app = {
     reconnects: 0,
     httpTurns: 0,
     states: [],
+    firstFrameAt: null, // performance.now() of the first captured frame
+    audioStarts: [], // {turnId, at}: when each turn's first reply buffer starts playing
   },
 };
 window.voiceapp = app;
@@ -228,6 +230,7 @@ function micErrorText(err) {
 
 function onFrame(pcm) {
   app.stats.framesCaptured += 1;
+  if (app.stats.firstFrameAt === null) app.stats.firstFrameAt = performance.now();
   if (app.transport === "http") {
     if (app.pttHeld) app.recorded.push(pcm);
     return;
@@ -362,9 +365,13 @@ function onServerError(event) {
 }
 
 function onAudio(data) {
-  if (playback.push(data) && !["assistant-speaking", "user-speaking"].includes(app.state)) {
-    setState("assistant-speaking");
+  if (!playback.push(data)) return;
+  if (playback.scheduled.length === 1) {
+    const [start] = playback.scheduled[0];
+    const at = performance.now() + (start - context.currentTime) * 1000;
+    app.stats.audioStarts.push({ turnId: playback.turnId, at });
   }
+  if (!["assistant-speaking", "user-speaking"].includes(app.state)) setState("assistant-speaking");
 }
 
 function onConnectionState(state, detail) {
