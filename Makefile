@@ -23,6 +23,7 @@ migrate: install
 
 demo: migrate
 	DEBUG=$${DEBUG:-true} $(PY) manage.py create_demo_user --base-url=http://$(HOST):$(PORT)
+	DEBUG=$${DEBUG:-true} $(PY) manage.py knowledge_seed_demo
 
 # The embedded default: SQLite, in-memory channel layer, in-process Celery, local models.
 run: demo

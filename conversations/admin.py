@@ -58,6 +58,7 @@ BADGE_COLOURS: dict[str, str] = {
 }
 TIMING_COLUMNS = (
     "stt",
+    "retrieval",
     "llm_first_token",
     "llm_first_clause",
     "llm",
@@ -116,6 +117,10 @@ class TimingColumnsMixin(StatusBadgeMixin):
     @admin.display(description="STT ms", ordering="stt_ms")
     def stt(self, obj: Turn) -> str:
         return ms(obj.stt_ms)
+
+    @admin.display(description="retrieval ms", ordering="retrieval_ms")
+    def retrieval(self, obj: Turn) -> str:
+        return ms(obj.retrieval_ms)
 
     @admin.display(description="LLM first token ms", ordering="llm_first_token_ms")
     def llm_first_token(self, obj: Turn) -> str:

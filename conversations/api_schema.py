@@ -157,6 +157,9 @@ class TurnTimingsSerializer(serializers.Serializer):
     """Milliseconds measured on the server; ``null`` for a stage that did not run."""
 
     stt_ms = serializers.FloatField(allow_null=True)
+    retrieval_ms = serializers.FloatField(
+        allow_null=True, help_text="Knowledge-base search for the transcript."
+    )
     llm_first_token_ms = serializers.FloatField(allow_null=True)
     llm_first_clause_ms = serializers.FloatField(allow_null=True)
     llm_ms = serializers.FloatField(allow_null=True)
@@ -167,6 +170,11 @@ class TurnTimingsSerializer(serializers.Serializer):
     total_ms = serializers.FloatField(help_text="Request received → the whole answer ready.")
     queue_ms = serializers.FloatField(required=False, help_text="Diagnostic, not stored.")
     setup_ms = serializers.FloatField(required=False, help_text="Diagnostic, not stored.")
+
+
+class _WarningSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
 
 
 class VoiceTurnSerializer(serializers.Serializer):
@@ -180,6 +188,11 @@ class VoiceTurnSerializer(serializers.Serializer):
     sample_rate = serializers.IntegerField(allow_null=True, help_text="Extension.")
     status = serializers.ChoiceField(choices=["completed"], help_text="Extension.")
     timings = TurnTimingsSerializer()
+    warnings = _WarningSerializer(
+        many=True,
+        help_text="Extension: non-fatal problems, e.g. `knowledge_unavailable` (the answer "
+        "was given without the knowledge base).",
+    )
 
 
 # --- sessions ----------------------------------------------------------------------------

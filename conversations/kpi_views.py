@@ -28,6 +28,7 @@ from conversations.models import Turn, VoiceSession
 
 STAGES: dict[str, str] = {
     "stt_ms": "Speech-to-text",
+    "retrieval_ms": "Knowledge-base search",
     "llm_first_token_ms": "LLM first token",
     "llm_first_clause_ms": "LLM first clause",
     "llm_ms": "LLM, whole reply",

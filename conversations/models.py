@@ -98,6 +98,9 @@ class Turn(models.Model):
     input_audio_seconds = models.FloatField(default=0)
     output_audio_seconds = models.FloatField(default=0)
     stt_ms = models.FloatField(null=True, blank=True)
+    retrieval_ms = models.FloatField(
+        null=True, blank=True, help_text="Knowledge-base search for the transcript."
+    )
     llm_first_token_ms = models.FloatField(null=True, blank=True)
     llm_first_clause_ms = models.FloatField(
         null=True, blank=True, help_text="LLM start → first clause handed to TTS."
@@ -114,6 +117,7 @@ class Turn(models.Model):
 
     TIMING_FIELDS = (
         "stt_ms",
+        "retrieval_ms",
         "llm_first_token_ms",
         "llm_first_clause_ms",
         "llm_ms",

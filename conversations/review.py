@@ -18,6 +18,7 @@ from conversations.models import Turn, TurnAudio, VoiceSession
 #: (label, Turn field) of the compact timing row, in the order of the first-audio path.
 TIMING_ROW = (
     ("STT", "stt_ms"),
+    ("retrieval", "retrieval_ms"),
     ("LLM first token", "llm_first_token_ms"),
     ("LLM first clause", "llm_first_clause_ms"),
     ("TTS first audio", "tts_first_audio_ms"),

@@ -160,6 +160,7 @@ def turn_finish(*, turn_id: int, status: str, **fields: Any) -> Turn:
         "error_message",
         "interrupted",
         "output_audio_seconds",
+        "sources",
     }
     unknown = set(fields) - allowed
     if unknown:

@@ -92,6 +92,8 @@ class HttpTurnResult:
     sample_rate: int | None
     timings: dict[str, float | None]
     status: str = "completed"
+    #: Non-fatal problems of the turn (``knowledge_unavailable``): ``{"code","message"}``.
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +107,7 @@ class HttpTurnResult:
             "sample_rate": self.sample_rate,
             "status": self.status,
             "timings": self.timings,
+            "warnings": self.warnings,
         }
 
 
@@ -120,6 +123,7 @@ class _Collected:
     sample_rate: int | None = None
     first_audio_ms: float | None = None
     finished: dict[str, Any] | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 def _total_limit_s() -> float:
@@ -294,6 +298,8 @@ class _TurnCollector:
                 got.first_audio_ms = _ms(self.committed_at)
             got.sample_rate = int(data["sample_rate"])
             got.pcm += message["audio"]
+        elif kind == "error" and not data.get("fatal"):
+            got.warnings.append({"code": data["code"], "message": data["message"]})
         elif kind == "finished":
             got.running = True
             got.finished = data
@@ -346,6 +352,7 @@ class _TurnCollector:
             audio_format=output_format,
             sample_rate=sample_rate,
             timings=timings,
+            warnings=got.warnings,
         )
 
 

@@ -24,21 +24,26 @@ from django.conf import settings
 from conversations import services
 from conversations.models import Turn
 from conversations.selectors import history_messages
+from knowledge.retrieval import knowledge_retrieve_async
 from realtime.clauses import ClauseSplitter
 from realtime.errors import StageError, StageTimeout
+from realtime.grounding import grounded_system_prompt
 from realtime.providers.base import LanguageModel, SpeechToText, TextToSpeech
 from realtime.providers.registry import get_provider, providers_description
 from realtime.recording import TurnRecorder
 from realtime.store import TurnStore, get_turn_store
-from voiceapp.errors import AppError, ErrorCode
+from voiceapp.errors import AppError, ErrorCode, KnowledgeUnavailable
 
 logger = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 0.03
+#: Beyond the knowledge base's own time limit: reading the database, a thread hop.
+RETRIEVAL_SLACK_S = 0.5
 HEARTBEAT_S = 1.0
 #: Stage timings the worker measures; the consumer adds first_audio_ms and total_ms.
 WORKER_TIMINGS = (
     "stt_ms",
+    "retrieval_ms",
     "llm_first_token_ms",
     "llm_first_clause_ms",
     "llm_ms",
@@ -129,6 +134,8 @@ class TurnOutcome:
     reply: str = ""
     error: AppError | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: The knowledge-base passages given to the LLM, as ``reply.done.sources`` items.
+    sources: list[dict[str, Any]] = field(default_factory=list)
     output_audio_seconds: float = 0.0
 
 
@@ -180,7 +187,13 @@ class TurnRunner:
         if not transcript:
             history.cancel()
             raise AppError("no words were recognised in the audio", code=ErrorCode.BAD_AUDIO)
-        system = {"role": "system", "content": self.voice_settings["SYSTEM_PROMPT"]}
+        passages = await self._retrieve(transcript)
+        system = {
+            "role": "system",
+            "content": grounded_system_prompt(
+                self.voice_settings["SYSTEM_PROMPT"], transcript, passages
+            ),
+        }
         messages = [system, *await history, {"role": "user", "content": transcript}]
         await self._reply(messages)
 
@@ -214,6 +227,38 @@ class TurnRunner:
         )
         self.background.append(asyncio.create_task(write))
         return text
+
+    async def _retrieve(self, transcript: str) -> list[dict[str, Any]] | None:
+        """The knowledge-base passages for the final transcript, best first.
+
+        ``None`` when the knowledge base could not be asked (down, slow): the turn goes
+        on without passages, and the client gets a non-fatal ``knowledge_unavailable``
+        error. An empty list means it was asked and holds nothing relevant.
+        """
+        limit_s = float(settings.KNOWLEDGE["TIMEOUT_S"])
+        start = time.perf_counter()
+        try:
+            # The retrieval limits its own remote calls; this also bounds the rest.
+            async with asyncio.timeout(limit_s + RETRIEVAL_SLACK_S):
+                result = await knowledge_retrieve_async(transcript, timeout_s=limit_s)
+        except (KnowledgeUnavailable, TimeoutError) as err:
+            message = (
+                err.message
+                if isinstance(err, KnowledgeUnavailable)
+                else f"the knowledge base did not answer within {limit_s:g} s"
+            )
+            logger.warning("turn %s goes on without the knowledge base: %s", self.turn.pk, message)
+            self.outcome.timings["retrieval_ms"] = _ms(start)
+            await self.sink.emit(
+                "error",
+                code=str(ErrorCode.KNOWLEDGE_UNAVAILABLE),
+                message=f"answering without the knowledge base: {message}",
+                fatal=False,
+            )
+            return None
+        self.outcome.timings["retrieval_ms"] = _ms(start)
+        self.outcome.sources = result.sources()
+        return self.outcome.sources
 
     async def _history(self) -> list[dict[str, str]]:
         return await database_sync_to_async(history_messages)(
@@ -258,7 +303,7 @@ class TurnRunner:
         await self.sink.emit("stage", stage="llm", state="done", ms=self.outcome.timings["llm_ms"])
         if not self.outcome.reply:
             raise EmptyReplyError("the language model returned an empty reply")
-        await self.sink.emit("reply.done", text=self.outcome.reply, sources=[])
+        await self.sink.emit("reply.done", text=self.outcome.reply, sources=self.outcome.sources)
 
     async def _hand_over(
         self, clause: str, clauses: asyncio.Queue[str | None], llm_start: float
@@ -424,6 +469,7 @@ async def _finish(turn_id: int, sink: TurnSink, outcome: TurnOutcome) -> None:
         error_code=str(error.code) if error else None,
         error_message=error.message if error else None,
         output_audio_seconds=outcome.output_audio_seconds,
+        sources=outcome.sources or None,
         **{name: outcome.timings.get(name) for name in WORKER_TIMINGS},
     )
     data: dict[str, Any] = {"status": str(outcome.status), "timings": outcome.timings}

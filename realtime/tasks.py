@@ -42,6 +42,6 @@ def turn_run_task(turn_id: int, reply_channel: str, enqueued_at: float | None = 
 def _warm_up_models(**_: object) -> None:
     """Load the models once per worker process, before the first turn arrives."""
     if settings.VOICE.get("PRELOAD", True):
-        from realtime.providers.registry import warm_up
+        from realtime.providers.registry import warm_up_turn_path
 
-        warm_up()
+        warm_up_turn_path()

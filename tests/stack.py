@@ -70,6 +70,7 @@ class Stack:
         self.manage(
             "create_demo_user", f"--username={self.username}", f"--password={self.password}"
         )
+        self.manage("knowledge_seed_demo", "--strict")
         self.start_worker()
         self.procs["daphne"] = self._spawn(
             "daphne",

@@ -31,6 +31,7 @@ EXPECTED = {
     "/api/sessions/": {"get": {400, 401}},
     "/api/sessions/{session_id}/": {"get": {401, 404}},
     "/api/schema/": {"get": set()},
+    "/api/voice/preferences/": {"get": {401}, "put": {400, 401}},
 }
 ERROR_REF = "#/components/schemas/Error"
 

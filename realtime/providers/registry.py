@@ -82,6 +82,23 @@ def warm_up(stages: Iterable[str] = STAGES) -> dict[str, float]:
     return timings
 
 
+def warm_up_turn_path() -> None:
+    """Everything a turn uses: the three stages, then the knowledge base's embedder and
+    store. A knowledge base that cannot be reached yet is logged, never fatal."""
+    warm_up()
+    from django.db import close_old_connections
+
+    from knowledge.retrieval import warm_up as knowledge_warm_up
+
+    try:
+        timings = knowledge_warm_up()
+        logger.info("warmed up the knowledge base in %.2f s", sum(timings.values()))
+    except Exception:
+        logger.exception("could not warm up the knowledge base; retrieval will retry")
+    finally:
+        close_old_connections()
+
+
 async def _exercise(provider: Provider) -> None:
     if provider.name == "openai":
         return  # a hosted API has nothing to warm and every call costs money
@@ -112,4 +129,4 @@ def warm_up_in_background() -> None:
         if _warm_started or not settings.VOICE["PRELOAD"]:
             return
         _warm_started = True
-    threading.Thread(target=warm_up, name="voiceapp-warm-up", daemon=True).start()
+    threading.Thread(target=warm_up_turn_path, name="voiceapp-warm-up", daemon=True).start()

@@ -37,7 +37,7 @@ ANSWER_FIELDS = {
     "audio_format",
     "timings",
 }
-EXTENSIONS = {"sample_rate", "status"}
+EXTENSIONS = {"sample_rate", "status", "warnings"}
 STORED_TIMINGS = set(Turn.TIMING_FIELDS)
 
 
