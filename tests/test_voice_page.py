@@ -176,19 +176,28 @@ def test_microphone_refused_then_a_typed_turn_works(stack: Stack, playwright: An
         assert page.evaluate("document.body.dataset.input") == "text"
         assert page.evaluate("voiceapp.micError") == "NotAllowedError"
         shot(page, "microphone-refused")
-        page.fill("#text-input", "What is the capital city of Australia?")
+        page.fill("#text-input", "What is the incubation temperature for chicken eggs?")
         page.keyboard.press("Enter")
         page.wait_for_function(
             "document.querySelector('.turn[data-status=completed]')", timeout=60_000
         )
-        assert "Australia" in page.inner_text(".turn .said.user .words")
+        assert "incubation" in page.inner_text(".turn .said.user .words")
         assert page.inner_text(".turn .said.assistant .words").strip()
+        # The answer's knowledge-base sources are listed under it.
+        assert page.inner_text(".turn .sources summary").startswith("Sources (")
+        page.click(".turn .sources summary")
+        assert "Poultry Farm Handbook" in page.inner_text(".turn .sources")
+        shot(page, "sources")
     finally:
         browser.close()
     stored = new_turns(stack, before)
     assert [(t["input_kind"], t["transport"], t["status"]) for t in stored] == [
         ("text", "websocket", "completed")
     ]
+    [(sources,)] = stack.query(
+        "SELECT sources FROM conversations_turn WHERE id = %s", stored[0]["id"]
+    )
+    assert sources and sources[0]["title"] == "Poultry Farm Handbook"
 
 
 def test_websocket_impossible_falls_back_to_http(

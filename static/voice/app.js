@@ -44,7 +44,11 @@ const ERROR_TEXT = {
   timeout: "The answer took too long. Please try again.",
   busy: "The assistant is busy right now. Try again in a moment.",
   internal: "The server had a problem. Please try again.",
+  knowledge_unavailable:
+    "The knowledge base could not be reached, so this answer does not use it. It may be less accurate.",
 };
+/** Codes of errors that are only warnings: the turn goes on. */
+const WARNINGS = new Set(["knowledge_unavailable"]);
 
 const app = {
   state: "idle",
@@ -358,6 +362,11 @@ function onTurnDone(event) {
 }
 
 function onServerError(event) {
+  if (WARNINGS.has(event.code)) {
+    notice(ERROR_TEXT[event.code] || event.message, "warning");
+    if (event.turn_id) transcript.warn(event.turn_id, ERROR_TEXT[event.code] || event.message);
+    return;
+  }
   const text = showError(event.code, event.message, event);
   if (event.turn_id) transcript.failed(event.turn_id, text);
   if (event.fatal) setState("error");
@@ -584,6 +593,7 @@ async function httpTurn({ text, audio }) {
   transcript.userText(id, body.transcription, true);
   transcript.replyDone(id, body.response_text, body.sources);
   transcript.done(id, "completed", body.timings);
+  for (const warning of body.warnings || []) onServerError({ ...warning, turn_id: id, fatal: false });
   if (body.audio_base64) {
     ensureAudio();
     app.replyTurn = null;

@@ -122,8 +122,17 @@ export class Transcript {
     }
     const { line, title } = timingSummary(timings);
     const note = status === "failed" ? "no answer" : status === "cancelled" ? "interrupted" : "";
-    entry.detail.textContent = [note, line].filter(Boolean).join(" · ");
+    const warned = entry.warning ? "without the knowledge base" : "";
+    entry.detail.textContent = [note, warned, line].filter(Boolean).join(" · ");
     entry.detail.title = title;
+  }
+
+  /** A warning about the turn (e.g. answered without the knowledge base), kept with it. */
+  warn(turnId, message) {
+    const entry = this.turn(turnId);
+    entry.item.classList.add("warned");
+    entry.item.title = message;
+    entry.warning = message;
   }
 
   failed(turnId, message) {
