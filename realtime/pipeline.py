@@ -191,7 +191,10 @@ class TurnRunner:
         system = {
             "role": "system",
             "content": grounded_system_prompt(
-                self.voice_settings["SYSTEM_PROMPT"], transcript, passages
+                self.voice_settings["SYSTEM_PROMPT"],
+                transcript,
+                passages,
+                sentences=self.voice_settings["GROUNDING_SENTENCES"],
             ),
         }
         messages = [system, *await history, {"role": "user", "content": transcript}]

@@ -259,6 +259,9 @@ VOICE = {
         "spoken sentences. Never use lists, markdown or emoji.",
     ),
     "HISTORY_TURNS": env_int("VOICEAPP_HISTORY_TURNS", 6),
+    # Knowledge-base sentences in the prompt: more is more accurate and slower (each costs
+    # about 120 ms before SmolLM2's first token on 2 cores; realtime/grounding.py).
+    "GROUNDING_SENTENCES": env_int("VOICEAPP_GROUNDING_SENTENCES", 2),
     # Server VAD.
     "VAD_THRESHOLD": env_float("VOICEAPP_VAD_THRESHOLD", 0.5),
     "VAD_MIN_SPEECH_MS": env_int("VOICEAPP_VAD_MIN_SPEECH_MS", 96),
