@@ -123,7 +123,10 @@ def report(rows: list[dict[str, Any]], barges: list[dict[str, Any]], info: dict[
         "decides they have finished (400 ms), STT, the LLM's first clause, its TTS, the "
         "Celery and channel-layer hops, the WebSocket and the page's 50 ms jitter buffer. "
         "Barge-in → silent runs from the page handling `speech.started` to its output "
-        "analyser reading silence (target: under 200 ms).",
+        "analyser reading silence (target: under 200 ms). The page / client ratio is what "
+        "Chromium costs when it runs on the server's own two cores (capture processing, the "
+        "worklet, software compositing): the server's stages themselves run slower during the "
+        "page's turns. A person's browser runs on their own device.",
         "",
     ]
     return "\n".join(lines) + "\n"
