@@ -12,10 +12,8 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,27 +33,8 @@ from conversations.services import preferences_update
 from realtime.http_turn import DEFAULT_OUTPUT_FORMAT, http_turn_run
 from realtime.options import voice_options
 from realtime.protocol import CONFIG_QUERY_KEYS, ProtocolError, SessionConfig
+from voiceapp.api import PagePagination, request_data_within
 from voiceapp.errors import BadRequest, ErrorCode, TooLarge
-
-#: Room for the form's other fields and multipart boundaries beside the audio file.
-FORM_OVERHEAD_BYTES = 64 * 1024
-
-
-def _form(request: Request) -> Any:
-    """The parsed form; an oversize body is refused before it is read (413)."""
-    limit = settings.VOICE["MAX_UPLOAD_BYTES"]
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit + FORM_OVERHEAD_BYTES:
-        raise TooLarge(f"the upload may be at most {limit} bytes")
-    try:
-        return request.data
-    except RequestDataTooBig as err:
-        raise TooLarge("the form fields are too large") from err
-    except (TooManyFieldsSent, TooManyFilesSent) as err:
-        raise BadRequest("the form has too many fields") from err
 
 
 class VoiceTurnApi(APIView):
@@ -86,7 +65,11 @@ class VoiceTurnApi(APIView):
     )
     def post(self, request: Request) -> Response:
         received_at = time.perf_counter()
-        form = _form(request)
+        form = request_data_within(
+            request,
+            limit_bytes=settings.VOICE["MAX_UPLOAD_BYTES"],
+            too_large="the form fields are too large",
+        )
         unknown = sorted(set(form) - set(VoiceTurnFormSerializer().fields))
         if unknown:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown field(s): {', '.join(unknown)}")
@@ -114,19 +97,6 @@ class VoiceTurnApi(APIView):
         return Response(result.to_dict(), status=201)
 
 
-class SessionPagination(PageNumberPagination):
-    page_size = 20
-
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
-        """An invalid page is the client's mistake (400), not a missing session (404)."""
-        from rest_framework.exceptions import NotFound
-
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except NotFound as err:
-            raise BadRequest(f"invalid page: {err.detail}") from err
-
-
 @extend_schema(
     summary="Your sessions, newest first",
     tags=["sessions"],
@@ -134,7 +104,7 @@ class SessionPagination(PageNumberPagination):
 )
 class SessionListApi(ListAPIView):
     serializer_class = SessionListSerializer
-    pagination_class = SessionPagination
+    pagination_class = PagePagination
 
     def get_queryset(self) -> Any:
         return sessions_of_user(user=self.request.user)

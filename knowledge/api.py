@@ -10,11 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -34,45 +31,15 @@ from knowledge.extraction import max_file_bytes
 from knowledge.retrieval import knowledge_retrieve
 from knowledge.selectors import document_get, documents_list
 from knowledge.services import document_delete, document_ingest
+from voiceapp.api import PagePagination, request_data_within
 from voiceapp.errors import BadRequest, TooLarge
-
-#: Room for the form's other fields and the multipart boundaries beside the file.
-FORM_OVERHEAD_BYTES = 64 * 1024
-
-
-def _body(request: Request) -> Any:
-    """The parsed body; an oversize upload is refused before it is read (413)."""
-    limit = max_file_bytes()
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit + FORM_OVERHEAD_BYTES:
-        raise TooLarge(f"the upload may be at most {limit} bytes")
-    try:
-        return request.data
-    except RequestDataTooBig as err:
-        raise TooLarge("the request body is too large; upload the text as a file") from err
-    except (TooManyFieldsSent, TooManyFilesSent) as err:
-        raise BadRequest("the form has too many fields") from err
-
-
-class DocumentPagination(PageNumberPagination):
-    page_size = 20
-
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
-        """An invalid page is the client's mistake (400), not a missing document (404)."""
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except NotFound as err:
-            raise BadRequest(f"invalid page: {err.detail}") from err
 
 
 class DocumentListApi(ListAPIView):
     permission_classes = [IsAdminUser]
     parser_classes = [MultiPartParser, JSONParser]
     serializer_class = DocumentSerializer
-    pagination_class = DocumentPagination
+    pagination_class = PagePagination
 
     def get_queryset(self) -> Any:
         return documents_list()
@@ -117,7 +84,11 @@ class DocumentListApi(ListAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        body = _body(request)
+        body = request_data_within(
+            request,
+            limit_bytes=max_file_bytes(),
+            too_large="the request body is too large; upload the text as a file",
+        )
         is_json = request.content_type.startswith("application/json")
         serializer = (DocumentTextSerializer if is_json else DocumentUploadSerializer)(data=body)
         serializer.is_valid(raise_exception=True)
