@@ -8,35 +8,22 @@ nothing is loaded at import time.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
 from knowledge.embeddings.base import Embedder
 from knowledge.stores.base import KnowledgeStore
+from voiceapp.backends import BackendCache
 
-_instances: dict[tuple[str, str], Any] = {}
-_lock = threading.Lock()
+_backends = BackendCache()
 
 
 def _get(kind: str, setting: str) -> Any:
     name = str(settings.KNOWLEDGE[setting])
-    key = (kind, name)
-    instance = _instances.get(key)
-    if instance is not None:
-        return instance
-    with _lock:
-        if key not in _instances:
-            backends: dict[str, str] = settings.KNOWLEDGE_BACKENDS[kind]
-            if name not in backends:
-                raise ImproperlyConfigured(
-                    f"KNOWLEDGE[{setting!r}] is {name!r}; valid names: {', '.join(backends)}"
-                )
-            _instances[key] = import_string(backends[name])()
-        return _instances[key]
+    return _backends.get(
+        kind, name, settings.KNOWLEDGE_BACKENDS[kind], setting=f"KNOWLEDGE[{setting!r}]"
+    )
 
 
 def get_embedder() -> Embedder:
@@ -48,10 +35,8 @@ def get_store() -> KnowledgeStore:
 
 
 def reset_knowledge_backends() -> None:
-    """Drop cached instances (tests that change settings)."""
-    with _lock:
-        for instance in _instances.values():
-            close = getattr(instance, "close", None)
-            if close is not None:
-                close()
-        _instances.clear()
+    """Drop cached instances (tests that change settings), closing their clients."""
+    for instance in _backends.clear():
+        close = getattr(instance, "close", None)
+        if close is not None:
+            close()

@@ -17,16 +17,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
 from realtime.providers.base import LanguageModel, Provider, SpeechToText, TextToSpeech
+from voiceapp.backends import BackendCache
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("stt", "llm", "tts")
 
-_providers: dict[tuple[str, str], Provider] = {}
-_lock = threading.Lock()
+_providers = BackendCache()
 
 
 def backend_name(stage: str) -> str:
@@ -38,19 +37,10 @@ def get_provider(stage: str) -> Provider:
     if stage not in STAGES:
         raise ImproperlyConfigured(f"Unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     name = backend_name(stage)
-    key = (stage, name)
-    provider = _providers.get(key)
-    if provider is not None:
-        return provider
-    with _lock:
-        if key not in _providers:
-            backends: dict[str, str] = settings.VOICE_BACKENDS[stage]
-            if name not in backends:
-                raise ImproperlyConfigured(
-                    f"VOICE[{stage.upper()!r}] is {name!r}; valid names: {', '.join(backends)}"
-                )
-            _providers[key] = import_string(backends[name])()
-        return _providers[key]
+    provider: Provider = _providers.get(
+        stage, name, settings.VOICE_BACKENDS[stage], setting=f"VOICE[{stage.upper()!r}]"
+    )
+    return provider
 
 
 def providers_description() -> dict[str, dict[str, Any]]:
@@ -60,8 +50,7 @@ def providers_description() -> dict[str, dict[str, Any]]:
 
 def reset_providers() -> None:
     """Drop cached instances (tests that change settings)."""
-    with _lock:
-        _providers.clear()
+    _providers.clear()
 
 
 def warm_up(stages: Iterable[str] = STAGES) -> dict[str, float]:
