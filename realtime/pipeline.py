@@ -241,27 +241,33 @@ class TurnRunner:
         limit_s = float(settings.KNOWLEDGE["TIMEOUT_S"])
         start = time.perf_counter()
         try:
-            # The retrieval limits its own remote calls; this also bounds the rest.
-            async with asyncio.timeout(limit_s + RETRIEVAL_SLACK_S):
-                result = await knowledge_retrieve_async(transcript, timeout_s=limit_s)
-        except (KnowledgeUnavailable, TimeoutError) as err:
-            message = (
-                err.message
-                if isinstance(err, KnowledgeUnavailable)
-                else f"the knowledge base did not answer within {limit_s:g} s"
+            result = await self._ask_knowledge(transcript, limit_s)
+        except KnowledgeUnavailable as err:
+            logger.warning(
+                "turn %s goes on without the knowledge base: %s", self.turn.pk, err.message
             )
-            logger.warning("turn %s goes on without the knowledge base: %s", self.turn.pk, message)
-            self.outcome.timings["retrieval_ms"] = _ms(start)
             await self.sink.emit(
                 "error",
                 code=str(ErrorCode.KNOWLEDGE_UNAVAILABLE),
-                message=f"answering without the knowledge base: {message}",
+                message=f"answering without the knowledge base: {err.message}",
                 fatal=False,
             )
             return None
-        self.outcome.timings["retrieval_ms"] = _ms(start)
+        finally:
+            self.outcome.timings["retrieval_ms"] = _ms(start)
         self.outcome.sources = result.sources()
         return self.outcome.sources
+
+    @staticmethod
+    async def _ask_knowledge(transcript: str, limit_s: float) -> Any:
+        """The retrieval limits its own remote calls; this also bounds the rest."""
+        try:
+            async with asyncio.timeout(limit_s + RETRIEVAL_SLACK_S):
+                return await knowledge_retrieve_async(transcript, timeout_s=limit_s)
+        except TimeoutError:
+            raise KnowledgeUnavailable(
+                f"the knowledge base did not answer within {limit_s:g} s"
+            ) from None
 
     async def _history(self) -> list[dict[str, str]]:
         return await database_sync_to_async(history_messages)(
